@@ -1,0 +1,70 @@
+"""streamseg's error hierarchy.
+
+Every error is a :class:`StreamsegError` and also the builtin a caller would
+naturally catch (``ValueError`` for bad input, ``OSError`` for I/O, ...), the
+way PyAV's errors are both ``av.FFmpegError`` and ``OSError``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "StreamsegError",
+    "ConfigError",
+    "InputError",
+    "CheckpointError",
+    "WeightsNotFoundError",
+    "DownloadError",
+    "SourceError",
+    "SinkError",
+    "NumericalError",
+    "StageError",
+    "BackendUnavailableError",
+]
+
+
+class StreamsegError(Exception):
+    """Base class of every error raised on purpose by streamseg."""
+
+
+class ConfigError(StreamsegError, ValueError):
+    """A configuration value, key or command-line argument is wrong (exit code 2)."""
+
+
+class InputError(StreamsegError, ValueError):
+    """A frame or tensor handed to the engine cannot be segmented as given."""
+
+
+class CheckpointError(StreamsegError, ValueError):
+    """A checkpoint file does not fit the model, or is not a checkpoint at all."""
+
+
+class WeightsNotFoundError(StreamsegError, FileNotFoundError):
+    """Named weights are unknown, or their file is missing and cannot be fetched."""
+
+
+class DownloadError(StreamsegError, ConnectionError):
+    """A weights download failed (offline, bad HTTP status, hash mismatch)."""
+
+
+class SourceError(StreamsegError, OSError):
+    """A source cannot be opened or read (missing file, bad stream, no camera)."""
+
+
+class SinkError(StreamsegError, OSError):
+    """A sink cannot be opened or written (unwritable directory, disk full)."""
+
+
+class NumericalError(StreamsegError, FloatingPointError):
+    """The model produced NaN or Inf: the weights or the input are broken."""
+
+
+class BackendUnavailableError(StreamsegError, ImportError):
+    """An optional backend (e.g. OpenVINO) was asked for but is not installed."""
+
+
+class StageError(StreamsegError, RuntimeError):
+    """A pipeline stage failed; ``stage`` names it and ``__cause__`` is the original error."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(f"{stage}: {message}")
+        self.stage = stage
