@@ -11,7 +11,6 @@ import logging
 import os
 import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -87,7 +86,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
             f"{path} holds pickled objects other than tensors and plain containers; streamseg never "
             f"unpickles code. If you trust the file, re-save its state dict with torch.save(sd, ...). ({exc})"
         ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError) as exc:
+    except Exception as exc:  # torch raises many types (RuntimeError, KeyError, EOFError, ...) on junk
         raise CheckpointError(
             f"{path} is truncated, corrupt or not a PyTorch checkpoint ({type(exc).__name__}: {exc}); "
             "delete it and download or copy it again"
@@ -134,9 +133,12 @@ def load_checkpoint(model: nn.Module, ref: str | os.PathLike, *, strict: bool = 
     file loads into ``model.backbone``. Returns facts about the file
     (``variant``, ``num_classes``, ``backbone_only``, ``path``, ``spec``).
     """
-    from streamseg.weights import resolve_weights
+    if Path(ref).exists():
+        path, spec = Path(ref), None
+    else:
+        from streamseg.weights import resolve_weights
 
-    path, spec = resolve_weights(ref)
+        path, spec = resolve_weights(ref)
     state = map_checkpoint_keys(read_checkpoint(path))
     info = describe_state_dict(state)
     info.update(path=str(path), spec=spec)

@@ -1,0 +1,136 @@
+"""Test helpers: real encoded videos made with PyAV and a real RTSP server on 127.0.0.1.
+
+Imported as ``helpers`` (pytest puts ``tests/`` on ``sys.path``); ``conftest`` re-exports them."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("STREAMSEG_SHARED", ROOT.parent / "shared"))
+RELAY = Path(os.environ.get("STREAMSEG_RTSP_RELAY", SHARED / "tools" / "rtsp_relay.py"))
+SYSTEM_PY = "/usr/bin/python3"  # Debian's python, where python3-gi lives
+PARITY = SHARED / "parity"
+
+
+def index_frame(i: int, width: int, height: int) -> np.ndarray:
+    """A frame whose index survives H.264: flat grey levels encode i (top half i % 64, bottom half i // 64)."""
+    img = np.empty((height, width, 3), np.uint8)
+    img[: height // 2] = 16 + 3 * (i % 64)
+    img[height // 2 :] = 16 + 3 * ((i // 64) % 64)
+    return img
+
+
+def decode_index(img: np.ndarray) -> int:
+    """Inverse of :func:`index_frame` (robust to compression noise)."""
+    h = img.shape[0]
+    top = float(img[h // 8 : h // 2 - h // 8].mean())
+    bottom = float(img[h // 2 + h // 8 : h - h // 8].mean())
+    return int(round((top - 16) / 3)) + 64 * int(round((bottom - 16) / 3))
+
+
+def make_video(
+    path: Path,
+    frames: int | Sequence[np.ndarray] = 10,
+    *,
+    size: tuple[int, int] = (64, 48),
+    fps: int = 25,
+    pts: Sequence[int] | None = None,
+    time_base: Fraction | None = None,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    rotation: int | None = None,
+) -> Path:
+    """Encode a real video file. ``frames`` is a count (index-coded frames) or RGB arrays.
+
+    ``pts`` (with ``time_base``) gives variable frame rate; ``rotation`` writes display-matrix metadata.
+    """
+    import av
+
+    if isinstance(frames, int):
+        images = [index_frame(i, *size) for i in range(frames)]
+    else:
+        images = list(frames)
+    h, w = images[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+        if codec == "libx264":
+            stream.options = {"preset": "ultrafast", "crf": "18"}
+        stream.codec_context.time_base = time_base or Fraction(1, fps)
+        if rotation is not None:
+            stream.metadata["rotate"] = str(rotation)
+        for i, img in enumerate(images):
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts = pts[i] if pts is not None else i
+            vf.time_base = stream.codec_context.time_base
+            for packet in stream.encode(vf):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+class RtspRelay:
+    """The shared relay (``../shared/tools/rtsp_relay.py``) as a child process; restartable on its port."""
+
+    def __init__(self, log_path: Path, port: int = 0) -> None:
+        self.port, self.log_path, self.proc = port, log_path, None
+
+    def start(self, timeout: float = 10.0) -> "RtspRelay":
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen(
+                [SYSTEM_PY, str(RELAY), "--port", str(self.port), "--idle-timeout", "3", "-v"],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0 and sel.select(left):
+            line = self.proc.stdout.readline()
+            if line.startswith("READY "):
+                self.port = int(line.split()[1])
+                return self
+            if not line:
+                break
+        self.stop()
+        raise RuntimeError(f"RTSP relay did not start, see {self.log_path}")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+
+    def url(self, path: str = "live") -> str:
+        return f"rtsp://127.0.0.1:{self.port}/{path}"
+
+
+def relay_unavailable_reason() -> str | None:
+    if not RELAY.exists():
+        return f"RTSP relay not found at {RELAY}"
+    probe = subprocess.run(
+        [SYSTEM_PY, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"],
+        capture_output=True,
+    )
+    if probe.returncode:
+        return "gst-rtsp-server introspection missing: apt-get install python3-gi gir1.2-gst-rtsp-server-1.0"
+    return None
+
+
