@@ -1,0 +1,103 @@
+"""mmseg 1.x's test-time pre- and post-processing, batched on the device.
+
+Pre: keep-ratio resize to the test scale (bilinear; the result is rounded to whole
+grey levels because mmseg resizes uint8 images), RGB mean/std normalisation, zero
+padding bottom/right to a multiple of 32. Post: logits -> padded size -> crop ->
+frame size (bilinear, align_corners=False) -> argmax. Classes are processed in
+chunks so a 150-class 4K frame never materialises gigabytes of logits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["rescale_size", "padded_size", "Geometry", "preprocess", "postprocess"]
+
+
+def rescale_size(height: int, width: int, scale: tuple[int, int]) -> tuple[int, int]:
+    """mmcv's keep-ratio rule: factor min(long/long side, short/short side), size int(x*f + 0.5)."""
+    long_edge, short_edge = max(scale), min(scale)
+    factor = min(long_edge / max(height, width), short_edge / min(height, width))
+    return int(height * factor + 0.5), int(width * factor + 0.5)
+
+
+def padded_size(height: int, width: int, divisor: int = 32) -> tuple[int, int]:
+    return math.ceil(height / divisor) * divisor, math.ceil(width / divisor) * divisor
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Sizes of one group of same-sized frames through the pipeline."""
+
+    frame: tuple[int, int]  # original H, W
+    resized: tuple[int, int]  # after keep-ratio resize
+    padded: tuple[int, int]  # model input (multiple of the divisor; == resized for slide inference)
+
+    @classmethod
+    def for_frame(cls, height: int, width: int, scale: tuple[int, int] | None, divisor: int = 32) -> "Geometry":
+        resized = rescale_size(height, width, scale) if scale else (height, width)
+        padded = padded_size(*resized, divisor) if divisor > 1 else resized
+        return cls((height, width), resized, padded)
+
+
+def preprocess(images: Tensor, geometry: Geometry, mean: Tensor, std: Tensor) -> Tensor:
+    """``(B, H, W, 3)`` uint8 RGB on the device -> normalised, padded ``(B, 3, Hp, Wp)`` float32, channels_last."""
+    x = images.permute(0, 3, 1, 2).float()  # NHWC storage == NCHW channels_last view
+    if geometry.resized != geometry.frame:
+        x = F.interpolate(x, size=geometry.resized, mode="bilinear", align_corners=False)
+        x = x.round_().clamp_(0, 255)  # mmseg resizes uint8 images: whole grey levels
+    x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    ph, pw = geometry.padded[0] - geometry.resized[0], geometry.padded[1] - geometry.resized[1]
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), value=0.0)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def _resize_chunk(logits: Tensor, geometry: Geometry, from_padded: bool) -> Tensor:
+    """Resize logits as mmseg does: to the padded input size, crop the pad, then to the frame size."""
+    logits = logits.float()
+    if from_padded:
+        logits = F.interpolate(logits, size=geometry.padded, mode="bilinear", align_corners=False)
+        logits = logits[:, :, : geometry.resized[0], : geometry.resized[1]]
+    if tuple(logits.shape[2:]) != geometry.frame:
+        logits = F.interpolate(logits, size=geometry.frame, mode="bilinear", align_corners=False)
+    return logits
+
+
+def postprocess(
+    logits: Tensor,
+    geometry: Geometry,
+    *,
+    from_padded: bool = True,
+    confidence: bool = False,
+    max_elements: int = 1 << 26,
+) -> tuple[Tensor, Tensor | None]:
+    """Class ids ``(B, H, W)`` int64 (and max softmax probability when asked) at the frame size.
+
+    Bilinear resizing is per channel, so resizing classes in chunks and keeping a
+    running (max, argmax) gives exactly ``argmax`` of the full tensor; ties keep
+    the lowest class id, like ``torch.argmax``.
+    """
+    b, k = logits.shape[:2]
+    h, w = geometry.frame
+    chunk = max(1, min(k, max_elements // max(1, b * h * w)))
+    best = ids = lse = None
+    for start in range(0, k, chunk):
+        part = _resize_chunk(logits[:, start : start + chunk], geometry, from_padded)
+        part_max, part_ids = part.max(dim=1)
+        if best is None:
+            best, ids = part_max, part_ids
+        else:
+            better = part_max > best
+            best = torch.where(better, part_max, best)
+            ids = torch.where(better, part_ids + start, ids)
+        if confidence:
+            part_lse = torch.logsumexp(part, dim=1)
+            lse = part_lse if lse is None else torch.logaddexp(lse, part_lse)
+    conf = torch.exp(best - lse) if confidence else None
+    return ids, conf
