@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from helpers import (  # noqa: F401  (re-exported)
     PARITY,
@@ -32,3 +35,29 @@ def rtsp_relay(tmp_path: Path):
     relay = RtspRelay(tmp_path / "relay.log").start()
     yield relay
     relay.stop()
+
+
+def _make_checkpoint_module():
+    spec = importlib.util.spec_from_file_location("make_checkpoint", PARITY / "make_checkpoint.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("make_checkpoint", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def make_checkpoint():
+    if not PARITY.exists():
+        pytest.fail(f"parity fixtures not found at {PARITY} (set STREAMSEG_SHARED)")
+    return _make_checkpoint_module()
+
+
+@pytest.fixture(scope="session")
+def parity_checkpoint(make_checkpoint, tmp_path_factory) -> Path:
+    """The segnext_t parity weights, written as an mmseg 1.x checkpoint."""
+    keys = make_checkpoint.load_keys(str(PARITY / "segnext_t" / "keys.json"))
+    ckpt = make_checkpoint.make_checkpoint(keys, 1001)
+    assert ckpt["meta"]["sha256"] == "929b7584a5b226b0a978e94bf6bfe155082e8c5d4ea136647878b7adf4e43cca"
+    path = tmp_path_factory.mktemp("parity") / "segnext_t_parity.pth"
+    torch.save(ckpt, path)
+    return path

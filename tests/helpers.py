@@ -68,7 +68,7 @@ def make_video(
             stream.options = {"preset": "ultrafast", "crf": "18"}
         stream.codec_context.time_base = time_base or Fraction(1, fps)
         if rotation is not None:
-            stream.metadata["rotate"] = str(rotation)
+            stream.set_display_rotation(rotation)  # display-matrix side data (counter-clockwise degrees)
         for i, img in enumerate(images):
             vf = av.VideoFrame.from_ndarray(img, format="rgb24")
             vf.pts = pts[i] if pts is not None else i

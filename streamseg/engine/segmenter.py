@@ -90,10 +90,11 @@ def load_model(
 ) -> tuple[nn.Module, ModelInfo]:
     """Build SegNeXt for ``weights`` (name, path or URL) and load them; ``None`` = random init."""
     from streamseg.model import build_segnext, load_checkpoint
-    from streamseg.model.checkpoint import describe_state_dict, map_checkpoint_keys, read_checkpoint
+    from streamseg.model.checkpoint import describe_state_dict, map_checkpoint_keys, read_checkpoint_with_meta
 
     spec = None
     path = None
+    meta: dict[str, Any] = {}
     if weights is not None:
         from streamseg.weights import resolve_weights
 
@@ -107,9 +108,11 @@ def load_model(
         num_classes = num_classes or spec.num_classes
         nmf_rank = nmf_rank or spec.nmf_rank
     elif path is not None:
-        facts = describe_state_dict(map_checkpoint_keys(read_checkpoint(path)))
-        variant = variant or facts.get("variant")
+        state, meta = read_checkpoint_with_meta(path)
+        facts = describe_state_dict(map_checkpoint_keys(state))
+        variant = variant or meta.get("variant") or facts.get("variant")
         num_classes = num_classes or facts.get("num_classes")
+        nmf_rank = nmf_rank or meta.get("nmf_rank")
         if variant is None:
             raise ConfigError(f"cannot tell which SegNeXt size {path} holds: pass the model (e.g. segnext_t)")
     variant = variant or "segnext_t"
@@ -121,15 +124,19 @@ def load_model(
         log.warning("no weights given: %s is randomly initialised (only useful for benchmarks)", variant)
     if spec is not None and not spec.backbone_only and len(spec.classes) == num_classes:
         classes, palette = tuple(spec.classes), np.asarray(spec.palette, np.uint8)
+    elif len(meta.get("classes") or ()) == num_classes:  # checkpoints written by `streamseg train`
+        classes = tuple(meta["classes"])
+        palette = np.asarray(meta.get("palette") or _default_palette(num_classes), np.uint8)
     else:
         classes, palette = tuple(f"class_{i}" for i in range(num_classes)), _default_palette(num_classes)
+    test_scale = spec.test_scale if spec else meta.get("test_scale") or ModelInfo.test_scale
     info = ModelInfo(
         variant=variant,
         classes=classes,
         palette=palette,
         mean=tuple(spec.mean) if spec else ModelInfo.mean,
         std=tuple(spec.std) if spec else ModelInfo.std,
-        test_scale=tuple(spec.test_scale) if spec and spec.test_scale else ModelInfo.test_scale,
+        test_scale=tuple(test_scale) if test_scale else None,
         slide=tuple(spec.slide) if spec and spec.slide else None,
         nmf_rank=nmf_rank or 16,
         weights=str(spec.name if spec else path) if weights is not None else None,

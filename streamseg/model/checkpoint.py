@@ -7,6 +7,7 @@ unpickling code), maps it, checks it against the model and explains mismatches.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -19,7 +20,7 @@ from torch import Tensor, nn
 
 from streamseg.errors import CheckpointError, WeightsNotFoundError
 
-__all__ = ["map_checkpoint_keys", "extract_state_dict", "read_checkpoint", "load_checkpoint", "describe_state_dict"]
+__all__ = ["map_checkpoint_keys", "extract_state_dict", "read_checkpoint", "read_checkpoint_with_meta", "load_checkpoint", "describe_state_dict"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,11 @@ def map_checkpoint_keys(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
     """Load a ``.pth``/``.pt``/``.safetensors`` file as a state dict, without executing pickled code."""
+    return read_checkpoint_with_meta(path)[0]
+
+
+def read_checkpoint_with_meta(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """The state dict and the file's ``meta`` (mmseg's dict, or safetensors metadata with JSON values)."""
     path = Path(path)
     if not path.exists():
         raise WeightsNotFoundError(f"checkpoint file not found: {path}")
@@ -75,10 +81,21 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
+        from safetensors import safe_open
+
         try:
-            return load_file(str(path))
+            with safe_open(str(path), framework="pt") as f:
+                raw_meta = f.metadata() or {}
+            state = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"{path} is not a readable safetensors file ({exc}); fetch it again") from exc
+        meta: dict[str, Any] = {}
+        for key, value in raw_meta.items():
+            try:
+                meta[key] = json.loads(value)
+            except ValueError:
+                meta[key] = value
+        return state, meta
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -92,9 +109,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
             "delete it and download or copy it again"
         ) from exc
     try:
-        return extract_state_dict(obj)
+        state = extract_state_dict(obj)
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+    meta = obj.get("meta") if isinstance(obj, dict) else None
+    return state, dict(meta) if isinstance(meta, dict) else {}
 
 
 def describe_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Any]:

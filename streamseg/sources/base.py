@@ -19,6 +19,8 @@ class SourceStats:
     frames: int = 0  # frames returned by read()
     reconnects: int = 0  # successful re-opens after a lost stream
     busy_s: float = 0.0  # time spent decoding/converting inside read()
+    decode_errors: int = 0  # corrupt packets/frames skipped (never replaced by invented frames)
+    dropped: int = 0  # frames the source itself discarded (e.g. PushSource "latest" overflow)
 
 
 @runtime_checkable

@@ -39,11 +39,9 @@ log = logging.getLogger(__name__)
 VARIANTS: tuple[str, ...] = ("segnext_t", "segnext_s", "segnext_b", "segnext_l")
 """Model sizes the registered weights are for (SegNeXt-T/S/B/L and their MSCAN backbones)."""
 
-# Modules imported on first registry use so that they can call register_weights().
-# >>> BUNDLED MODELS: the synthetic-scene model (name "segnext_t_synth", bundled file
-# >>> "segnext_t_synth.safetensors" in streamseg/weights/data/) is registered by the module
-# >>> added to this tuple. A module that fails to import is logged and skipped.
-_REGISTRANT_MODULES: tuple[str, ...] = ()
+# Modules imported on first registry use so that they can call register_weights()
+# (the bundled synthetic-scene model). A module that fails to import is logged and skipped.
+_REGISTRANT_MODULES: tuple[str, ...] = ("streamseg.weights.bundled",)
 
 _REGISTRY: dict[str, WeightsSpec] = {}
 _LOCK = threading.RLock()

@@ -1,0 +1,221 @@
+"""Drawing masks onto frames: palette lookup, alpha overlay, side-by-side and a class legend.
+
+These run in the hot path of every visual sink (one call per frame), so they are
+vectorised: a palette lookup is one ``np.take`` through a padded lookup table and
+the blend is one ``cv2.addWeighted``. Images are RGB uint8 ``H x W x 3`` like
+:class:`streamseg.types.Frame`; masks are ``H x W`` uint8/uint16 class ids.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from streamseg.errors import InputError
+
+__all__ = [
+    "MODES",
+    "colorize",
+    "overlay",
+    "side_by_side",
+    "draw_legend",
+    "present_classes",
+    "make_palette",
+    "render",
+]
+
+#: What a visual sink can draw: the blended frame, the colourised mask alone, or both next to each other.
+MODES = ("overlay", "mask", "side_by_side")
+
+
+def _check_palette(palette: np.ndarray) -> np.ndarray:
+    palette = np.asarray(palette)
+    if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) == 0:
+        raise InputError(
+            f"palette must be a non-empty (num_classes, 3) RGB array, got shape {palette.shape}; "
+            "build one with streamseg.draw.make_palette(num_classes)"
+        )
+    if palette.dtype != np.uint8:
+        if palette.min() < 0 or palette.max() > 255:
+            raise InputError("palette values must lie in 0..255; pass uint8 RGB colours")
+        palette = palette.astype(np.uint8)
+    return palette
+
+
+def _check_mask(mask: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    if mask.ndim != 2:
+        raise InputError(f"mask must be H x W class ids, got shape {mask.shape}; squeeze batch/channel axes first")
+    if mask.dtype not in (np.uint8, np.uint16):
+        if mask.dtype.kind not in "iu":
+            raise InputError(f"mask must hold integer class ids, got dtype {mask.dtype}; argmax the logits first")
+        if mask.size and (mask.min() < 0 or mask.max() > 65535):
+            raise InputError("mask class ids must lie in 0..65535; negative or huge ids are not classes")
+        mask = mask.astype(np.uint16)
+    if shape is not None and mask.shape != shape:
+        raise InputError(
+            f"mask shape {mask.shape} does not match the image's {shape}; "
+            "resize the mask to the frame (nearest neighbour) before drawing"
+        )
+    return mask
+
+
+def _lut(palette: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Palette padded with black to every id the mask dtype can hold, so the lookup needs no bounds check."""
+    size = 256 if dtype == np.uint8 else 65536
+    if len(palette) >= size:
+        return np.ascontiguousarray(palette[:size])
+    lut = np.zeros((size, 3), np.uint8)
+    lut[: len(palette)] = palette
+    return lut
+
+
+def colorize(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """RGB uint8 image of ``mask`` coloured by ``palette``; ids beyond the palette come out black."""
+    palette = _check_palette(palette)
+    mask = _check_mask(np.asarray(mask))
+    lut = _lut(palette, mask.dtype)
+    if mask.dtype == np.uint8 and mask.size:
+        # cv2.LUT on a 3-channel copy is ~3x faster than np.take for 8-bit ids.
+        return cv2.LUT(cv2.cvtColor(np.ascontiguousarray(mask), cv2.COLOR_GRAY2RGB), lut.reshape(256, 1, 3))
+    return np.take(lut, mask, axis=0)
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise InputError(
+            f"image must be RGB uint8 H x W x 3, got {image.dtype} {image.shape}; convert it like Frame.image"
+        )
+    return image
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """``image * (1 - alpha) + colorize(mask) * alpha`` as a new RGB uint8 image."""
+    image = _check_image(image)
+    if not 0.0 <= alpha <= 1.0:
+        raise InputError(f"alpha must lie in 0..1, got {alpha}; 0 shows the frame only, 1 the mask only")
+    colours = colorize(_check_mask(np.asarray(mask), image.shape[:2]), palette)
+    return cv2.addWeighted(image, 1.0 - alpha, colours, alpha, 0.0)
+
+
+def side_by_side(image: np.ndarray, mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """The frame (left) and its colourised mask (right): ``H x 2W x 3``."""
+    image = _check_image(image)
+    colours = colorize(_check_mask(np.asarray(mask), image.shape[:2]), palette)
+    return np.concatenate([image, colours], axis=1)
+
+
+def present_classes(mask: np.ndarray) -> np.ndarray:
+    """Sorted class ids that occur in ``mask`` (a bincount: several times faster than ``np.unique``)."""
+    mask = _check_mask(np.asarray(mask))
+    return np.flatnonzero(np.bincount(mask.ravel()))
+
+
+def draw_legend(
+    image: np.ndarray,
+    classes: Sequence[str],
+    palette: np.ndarray,
+    present_ids: Iterable[int],
+    *,
+    copy: bool = True,
+) -> np.ndarray:
+    """A small box in the top-left corner with a swatch and the name of each class present.
+
+    Rows that do not fit the image height are summarised as ``+N more``. The
+    font scales with the image height so the legend stays readable at 720p and
+    small at 160x120. ``copy=False`` draws into ``image`` itself.
+    """
+    image = _check_image(image)
+    palette = _check_palette(palette)
+    out = image.copy() if copy else image
+    ids = [int(i) for i in present_ids]
+    if not ids:
+        return out
+    h, w = out.shape[:2]
+    scale = max(0.3, min(1.0, h / 720.0))
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    thickness = 1 if scale < 0.8 else 2
+    (_, text_h), _ = cv2.getTextSize("Ag", font, scale, thickness)
+    row = text_h + max(4, int(6 * scale))
+    pad = max(2, int(4 * scale))
+    swatch = text_h
+    rows_fit = max(1, (h - 2 * pad) // row)
+    if len(ids) > rows_fit:
+        shown, extra = ids[: rows_fit - 1], len(ids) - (rows_fit - 1)
+    else:
+        shown, extra = ids, 0
+    labels = [classes[i] if 0 <= i < len(classes) else f"class {i}" for i in shown]
+    if extra:
+        labels.append(f"+{extra} more")
+    text_w = max(cv2.getTextSize(label, font, scale, thickness)[0][0] for label in labels)
+    box_w = min(w, 3 * pad + swatch + text_w)
+    box_h = min(h, 2 * pad + row * len(labels))
+    # Darken the box instead of painting it opaque, so the scene stays visible behind the text.
+    out[:box_h, :box_w] //= 3
+    for k, label in enumerate(labels):
+        y0 = pad + k * row
+        if k < len(shown):
+            i = shown[k]
+            colour = tuple(int(c) for c in palette[i]) if i < len(palette) else (0, 0, 0)
+            cv2.rectangle(out, (pad, y0 + 1), (pad + swatch, y0 + swatch), colour, thickness=-1)
+        cv2.putText(
+            out, label, (2 * pad + swatch, y0 + text_h), font, scale, (255, 255, 255), thickness, cv2.LINE_AA
+        )
+    return out
+
+
+def make_palette(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` distinct, saturated RGB colours (deterministic for a given ``seed``).
+
+    Hues step by the golden ratio so neighbouring class ids get far-apart
+    colours; saturation and value alternate so that hues which come close
+    again for large ``n`` still differ in brightness.
+    """
+    if n < 0:
+        raise ValueError(f"palette size must be >= 0, got {n}")
+    i = np.arange(n, dtype=np.float64)
+    offset = np.random.default_rng(seed).random() if seed else 0.0
+    hue = (offset + i * 0.6180339887498949) % 1.0
+    sat = np.where(i % 2 == 0, 0.85, 0.6)
+    val = np.where((i // 2) % 2 == 0, 0.95, 0.7)
+    # Vectorised HSV -> RGB.
+    h6 = hue * 6.0
+    sector = np.floor(h6).astype(np.int64) % 6
+    f = h6 - np.floor(h6)
+    p, q, t = val * (1 - sat), val * (1 - sat * f), val * (1 - sat * (1 - f))
+    choices = [
+        np.stack([val, t, p], -1),
+        np.stack([q, val, p], -1),
+        np.stack([p, val, t], -1),
+        np.stack([p, q, val], -1),
+        np.stack([t, p, val], -1),
+        np.stack([val, p, q], -1),
+    ]
+    rgb = np.choose(sector[:, None], choices) if n else np.zeros((0, 3))
+    return np.round(rgb * 255).astype(np.uint8)
+
+
+def render(
+    image: np.ndarray,
+    mask: np.ndarray,
+    palette: np.ndarray,
+    *,
+    mode: str = "overlay",
+    alpha: float = 0.5,
+    classes: Sequence[str] | None = None,
+    legend: bool = False,
+) -> np.ndarray:
+    """What a visual sink shows for one prediction, in one of :data:`MODES` (optionally with a legend)."""
+    if mode == "overlay":
+        out = overlay(image, mask, palette, alpha)
+    elif mode == "mask":
+        out = colorize(mask, palette)
+    elif mode == "side_by_side":
+        out = side_by_side(image, mask, palette)
+    else:
+        raise InputError(f"unknown drawing mode {mode!r}; use one of {', '.join(MODES)}")
+    if legend and classes is not None:
+        out = draw_legend(out, classes, palette, present_classes(mask), copy=False)
+    return out

@@ -1,0 +1,74 @@
+"""Scoring masks against ground truth: folders of PNGs, datasets, and video + masks clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from streamseg.errors import ConfigError
+from streamseg.metrics import ConfusionMatrix
+
+__all__ = ["read_mask", "score_mask_folders", "evaluate"]
+
+
+def read_mask(path: Path) -> np.ndarray:
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise ConfigError(f"cannot read mask {path}")
+    if mask.ndim == 3:
+        raise ConfigError(f"{path} is a colour image; masks must be single-channel class ids")
+    return mask
+
+
+def _summary(cm: ConfusionMatrix, count: int) -> dict[str, Any]:
+    return {"miou": cm.miou(), "aacc": cm.aacc(), "iou": cm.iou().tolist(), "images": count}
+
+
+def score_mask_folders(pred_dir: str | Path, gt_dir: str | Path, *, num_classes: int, ignore_index: int = 255) -> dict[str, Any]:
+    """mIoU of predicted PNG masks against ground-truth PNGs with the same names (every GT needs a prediction)."""
+    pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
+    gts = sorted(gt_dir.glob("*.png"))
+    if not gts:
+        raise ConfigError(f"no ground-truth masks (*.png) in {gt_dir}")
+    cm = ConfusionMatrix(num_classes, ignore_index=ignore_index)
+    missing = [g.name for g in gts if not (pred_dir / g.name).exists()]
+    if missing:
+        raise ConfigError(f"{len(missing)} predictions missing in {pred_dir}, e.g. {missing[0]}: a frame was lost")
+    for gt in gts:
+        cm.update(read_mask(pred_dir / gt.name), read_mask(gt))
+    return _summary(cm, len(gts))
+
+
+def evaluate(data: str | Path, *, segmenter: Any, ignore_index: int = 255) -> dict[str, Any]:
+    """Run ``segmenter`` on a dataset folder (images/ + masks/) or a clip folder (video.mp4 + masks/)."""
+    from streamseg.training.data import folder_pairs, read_pair
+
+    data = Path(data)
+    cm = ConfusionMatrix(len(segmenter.classes), ignore_index=ignore_index)
+    count = 0
+    if (data / "images").is_dir():
+        for pair in folder_pairs(data):
+            img, gt = read_pair(*pair)
+            cm.update(segmenter(img), gt)
+            count += 1
+        return _summary(cm, count)
+    video = data / "video.mp4"
+    if not video.exists() or not (data / "masks").is_dir():
+        raise ConfigError(f"{data} must hold images/ + masks/ (a dataset) or video.mp4 + masks/ (a clip)")
+    from streamseg.sources import open_source
+
+    source = open_source(str(video))
+    source.open()
+    try:
+        while (frame := source.read(timeout=10.0)) is not None:
+            gt_path = data / "masks" / f"{frame.index:06d}.png"
+            if not gt_path.exists():
+                raise ConfigError(f"no ground truth for frame {frame.index}: expected {gt_path}")
+            cm.update(segmenter(frame.image), read_mask(gt_path))
+            count += 1
+    finally:
+        source.close()
+    return _summary(cm, count)

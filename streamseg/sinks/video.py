@@ -1,0 +1,333 @@
+"""``video:PATH`` — the drawn predictions encoded to a video file (H.264 via PyAV by default).
+
+Choices, each measured with PyAV 18 / FFmpeg 8 (see ``tests/sinks/test_video.py``):
+
+* **Timestamps** come from the source: output pts = the frame's pts rescaled to
+  the stream's time base (the first frame's), starting at 0, so the output
+  lasts as long as the input and variable frame rate survives. Frames without
+  pts (image folders) sit at ``index / fps``. Every packet carries a duration
+  (the median of the recent pts steps), which is what makes the *last* frame
+  last one frame rather than ~zero: output duration == input duration ± 1
+  frame (exact for CFR and for the VFR clip in the tests).
+* **Non-monotonic pts** (a reconnect, a looping source) never reach the muxer:
+  see :class:`streamseg.sinks._common.Timeline`; the timeline continues one
+  frame after the previous frame.
+* **MP4/MOV are written fragmented** (``movflags=empty_moov+default_base_moof``,
+  a fragment per second, packets flushed as written). Both plain and
+  fragmented MP4 play back every frame in PyAV after a proper ``close()``,
+  but a plain MP4 killed before ``close()`` has no index and is unreadable,
+  while a fragmented one keeps every fragment written so far (all but the
+  last second). ``stream.frames`` reads 0 there (count by decoding).
+  ``fragmented=False`` writes a classic MP4.
+* **No B-frames.** Their reorder delay is what breaks MP4 timing: fragmented
+  MP4 has no edit list, so FFmpeg shifts the first frames' pts by the delay
+  (``+negative_cts_offsets`` fixes the first fragment only and leaves gaps at
+  later fragment starts), and a plain MP4's edit list made a VFR clip two
+  frames too short. Without B-frames pts == dts and both are exact; the cost
+  is ~10 % more bytes at the same ``crf``.
+* **Odd sizes** are padded to the chroma alignment of ``pix_fmt`` (one extra
+  column/row for yuv420p) by repeating the edge, so a 65x49 input gives a
+  66x50 video with the picture intact at the top-left; ``pix_fmt="yuv444p"``
+  keeps odd sizes exactly.
+* **A size change mid-stream** (a source reconnecting at another resolution) is
+  rescaled to the first size rather than breaking the encoder.
+* **Several sources** each get their own file: ``out.mp4`` becomes
+  ``out.<source_id>.mp4`` (see :mod:`streamseg.sinks`).
+
+``close()`` flushes the encoder and finishes the container; it is idempotent
+and runs the same after an exception or a KeyboardInterrupt in the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import av
+import cv2
+import numpy as np
+
+from streamseg.draw import render
+from streamseg.errors import ConfigError, SinkError
+from streamseg.sinks._common import (
+    PLACEHOLDER,
+    SINKS,
+    BaseSink,
+    Timeline,
+    check_options,
+    fill_placeholder,
+    safe_source_id,
+)
+from streamseg.sinks.base import SinkContext
+from streamseg.types import Prediction
+
+__all__ = ["VideoSink", "FRAGMENTED_MP4_OPTIONS"]
+
+log = logging.getLogger(__name__)
+
+#: Container options for a fragmented MP4 that stays playable if the process dies.
+FRAGMENTED_MP4_OPTIONS = {
+    "movflags": "empty_moov+default_base_moof",
+    "frag_duration": "1000000",  # microseconds: at most ~1 s is lost on a hard kill
+    "flush_packets": "1",
+}
+_MP4_FORMATS = {"mp4", "mov", "ipod", "ismv", "3gp", "3g2", "psp"}
+_X26X = {"libx264", "libx265", "libx264rgb"}
+
+
+def chroma_alignment(pix_fmt: str) -> tuple[int, int]:
+    """(width, height) multiples a frame needs for ``pix_fmt``: (2, 2) for 4:2:0, (1, 1) for 4:4:4/RGB."""
+    fmt = av.VideoFormat(pix_fmt, 4, 4)
+    return 4 // max(1, fmt.chroma_width()), 4 // max(1, fmt.chroma_height())
+
+
+def fit_frame(image: np.ndarray, size: tuple[int, int], align: tuple[int, int]) -> np.ndarray:
+    """``image`` rescaled to ``size`` (w, h) if it differs, then edge-padded to the chroma alignment."""
+    w, h = size
+    if image.shape[1] != w or image.shape[0] != h:
+        shrink = image.shape[1] > w or image.shape[0] > h
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    pad_w, pad_h = (-w) % align[0], (-h) % align[1]
+    if pad_w or pad_h:
+        image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+    return image
+
+
+class _Output:
+    """One source's container, encoder and timeline."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file: BinaryIO | None = None
+        self.container: Any = None
+        self.stream: Any = None
+        self.timeline: Timeline | None = None
+        self.size: tuple[int, int] = (0, 0)  # (w, h) of the first rendered frame
+        self.resized_warned = False
+
+
+@SINKS.register("video")
+class VideoSink(BaseSink):
+    """Encodes overlays (or masks, or both side by side) of each source to a video file."""
+
+    kind = "video"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        mode: str = "overlay",
+        alpha: float = 0.5,
+        legend: bool = False,
+        codec: str = "libx264",
+        crf: int = 23,
+        preset: str = "veryfast",
+        pix_fmt: str = "yuv420p",
+        fps: float = 30,
+        fragmented: bool = True,
+    ) -> None:
+        super().__init__(f"video:{os.fspath(path)}")
+        self.target = os.fspath(path)
+        self.mode, self.alpha, self.fps = check_options(mode, alpha, fps)
+        self.legend = bool(legend)
+        self.codec = codec
+        try:
+            self.crf = int(crf)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{self.name}: crf must be an integer (0..51), got {crf!r}") from exc
+        self.preset = preset
+        self.pix_fmt = pix_fmt
+        self.fragmented = bool(fragmented)
+        self._outputs: dict[str, _Output] = {}
+        try:
+            self._align = chroma_alignment(pix_fmt)
+        except ValueError as exc:
+            raise ConfigError(f"{self.name}: unknown pix_fmt {pix_fmt!r}; yuv420p plays everywhere") from exc
+
+    @property
+    def path(self) -> Path:
+        return Path(self.target)
+
+    @property
+    def outputs(self) -> dict[str, Path]:
+        """Where each source's video went (source id -> file)."""
+        return {sid: out.path for sid, out in self._outputs.items()}
+
+    # -- open ------------------------------------------------------------------
+
+    def _open(self, context: SinkContext) -> None:
+        try:
+            av.codec.Codec(self.codec, "w")
+        except (ValueError, av.FFmpegError) as exc:
+            raise SinkError(f"{self.name}: this FFmpeg has no {self.codec!r} encoder; use codec='libx264'") from exc
+        if _guess_format(self.path) is None:
+            raise SinkError(
+                f"{self.name}: cannot tell the container format from {self.path.name!r}; "
+                "end the file name with .mp4 or .mkv"
+            )
+        parent = self.path.parent
+        if PLACEHOLDER in str(parent):
+            parent = Path(str(parent).split(PLACEHOLDER)[0] or ".")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=parent, prefix=".probe-"):
+                pass
+        except OSError as exc:
+            raise SinkError(
+                f"{self.name}: cannot write into {parent}: {exc.strerror or exc}; pass a writable path (video:PATH)"
+            ) from exc
+
+    # -- routing ---------------------------------------------------------------
+
+    def _path_for(self, source_id: str, per_source: bool) -> Path:
+        if PLACEHOLDER in self.target:
+            return Path(fill_placeholder(self.target, source_id))
+        if per_source:
+            return self.path.with_name(f"{self.path.stem}.{safe_source_id(source_id)}{self.path.suffix}")
+        return self.path
+
+    def _output(self, source_id: str) -> _Output:
+        out = self._outputs.get(source_id)
+        if out is not None:
+            return out
+        if len(self._outputs) == 1 and PLACEHOLDER not in self.target:
+            (first_id, first), = self._outputs.items()
+            self._relocate(first_id, first)
+        out = _Output(self._path_for(source_id, per_source=bool(self._outputs)))
+        self._outputs[source_id] = out
+        return out
+
+    def _relocate(self, source_id: str, out: _Output) -> None:
+        new_path = self._path_for(source_id, per_source=True)
+        log.info("%s: several sources, source %r now writes %s", self.name, source_id, new_path)
+        if out.file is not None:
+            try:
+                os.replace(out.path, new_path)  # the open file keeps writing under its new name (POSIX)
+            except OSError as exc:
+                raise SinkError(
+                    f"{self.name}: cannot rename {out.path} to {new_path} for source {source_id!r}: {exc}; "
+                    f"use a per-source target such as video:{self.path.stem}.{PLACEHOLDER}{self.path.suffix}"
+                ) from exc
+        out.path = new_path
+
+    # -- write -----------------------------------------------------------------
+
+    def _start(self, out: _Output, prediction: Prediction, image: np.ndarray) -> None:
+        """Create the container and encoder for a source's first frame (its size is known only now)."""
+        fmt = _guess_format(out.path)
+        options = dict(FRAGMENTED_MP4_OPTIONS) if self.fragmented and fmt in _MP4_FORMATS else {"flush_packets": "1"}
+        try:
+            out.path.parent.mkdir(parents=True, exist_ok=True)
+            out.file = open(out.path, "wb")
+        except OSError as exc:
+            raise SinkError(f"{self.name}: cannot create {out.path}: {exc.strerror or exc}; pass a writable path") from exc
+        timeline = Timeline(self.fps)
+        time_base = timeline.start(prediction.frame)
+        h, w = image.shape[:2]
+        out.size = (w, h)
+        try:
+            container = av.open(out.file, "w", format=fmt, options=options)
+            stream = container.add_stream(self.codec, rate=self.fps)
+            stream.width = w + (-w) % self._align[0]
+            stream.height = h + (-h) % self._align[1]
+            stream.pix_fmt = self.pix_fmt
+            stream.codec_context.time_base = time_base
+            stream.codec_context.gop_size = max(1, round(2 * self.fps))
+            # No B-frames: their reorder delay is what breaks MP4 timestamps (module docstring).
+            stream.codec_context.max_b_frames = 0
+            if self.codec in _X26X:
+                stream.options = {"crf": str(self.crf), "preset": self.preset}
+        except (av.FFmpegError, ValueError) as exc:
+            out.file.close()
+            out.file = None
+            out.path.unlink(missing_ok=True)
+            raise SinkError(f"{self.name}: cannot set up {self.codec}/{self.pix_fmt} for {out.path}: {exc}") from exc
+        out.container, out.stream, out.timeline = container, stream, timeline
+        if (w, h) != (stream.width, stream.height):
+            log.info("%s: %dx%d padded to %dx%d for %s", self.name, w, h, stream.width, stream.height, self.pix_fmt)
+
+    def _write(self, prediction: Prediction) -> bool:
+        assert self.context is not None
+        frame = prediction.frame
+        out = self._output(frame.source_id)
+        image = render(
+            frame.image,
+            prediction.mask,
+            self.context.palette,
+            mode=self.mode,
+            alpha=self.alpha,
+            classes=self.context.classes,
+            legend=self.legend,
+        )
+        if out.container is None:
+            self._start(out, prediction, image)
+        elif (image.shape[1], image.shape[0]) != out.size and not out.resized_warned:
+            out.resized_warned = True
+            log.warning(
+                "%s: source %r changed size from %dx%d to %dx%d; rescaling to the first size",
+                self.name,
+                frame.source_id,
+                *out.size,
+                image.shape[1],
+                image.shape[0],
+            )
+        assert out.timeline is not None
+        vf = av.VideoFrame.from_ndarray(fit_frame(image, out.size, self._align), format="rgb24")
+        vf.pts = out.timeline.pts(frame)
+        vf.time_base = out.timeline.time_base
+        try:
+            self._mux(out, out.stream.encode(vf))
+        except (av.FFmpegError, OSError) as exc:
+            raise SinkError(
+                f"{self.name}: encoding frame {frame.index} of source {frame.source_id!r} failed: {exc}; "
+                "check free disk space"
+            ) from exc
+        return True
+
+    @staticmethod
+    def _mux(out: _Output, packets: list[Any]) -> None:
+        assert out.timeline is not None
+        for packet in packets:
+            # Without a duration the muxer gives the last frame ~0 length: the
+            # video would end one frame early.
+            packet.duration = out.timeline.frame_duration
+            out.container.mux(packet)
+
+    # -- close -----------------------------------------------------------------
+
+    def _close(self) -> None:
+        first_error: BaseException | None = None
+        for out in self._outputs.values():
+            try:
+                if out.container is not None:
+                    try:
+                        self._mux(out, out.stream.encode(None))
+                    finally:
+                        out.container.close()
+            except (av.FFmpegError, OSError) as exc:
+                log.error("%s: finishing %s failed: %s", self.name, out.path, exc)
+                first_error = first_error or exc
+            finally:
+                out.container = None
+                if out.file is not None:
+                    out.file.close()
+                    out.file = None
+        if first_error is not None:
+            raise SinkError(f"{self.name}: could not finish the video: {first_error}; the file may be truncated")
+
+
+def _guess_format(path: Path) -> str | None:
+    """FFmpeg's muxer name for ``path``'s extension (``None`` if FFmpeg has none)."""
+    # av.open(name, "w") guesses from the name without touching the file.
+    try:
+        container = av.open(str(path), "w")
+    except ValueError:
+        return None
+    try:
+        name = container.format.name
+    finally:
+        container.close()
+    return str(name).split(",")[0]

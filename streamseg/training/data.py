@@ -1,0 +1,163 @@
+"""Training data: folders of images/ + masks/, synthetic scenes on the fly, and mmseg's augmentations."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from streamseg.errors import ConfigError
+from streamseg.training.config import AugmentConfig, DataConfig
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def augment(img: np.ndarray, mask: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """RandomResize (keep ratio) -> RandomCrop (cat_max_ratio) -> flip -> photometric -> pad to the crop size."""
+    h, w = mask.shape
+    ratio = rng.uniform(*cfg.ratio_range)
+    long_edge, short_edge = max(cfg.scale) * ratio, min(cfg.scale) * ratio
+    factor = min(long_edge / max(h, w), short_edge / min(h, w))
+    nh, nw = max(1, int(h * factor + 0.5)), max(1, int(w * factor + 0.5))
+    img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    mask = cv2.resize(mask, (nw, nh), interpolation=cv2.INTER_NEAREST)
+    ch, cw = cfg.crop_size
+    for _ in range(10):  # mmseg: retry crops where one class covers more than cat_max_ratio
+        y = int(rng.integers(0, max(nh - ch, 0) + 1))
+        x = int(rng.integers(0, max(nw - cw, 0) + 1))
+        crop = mask[y : y + ch, x : x + cw]
+        labels, counts = np.unique(crop[crop != 255], return_counts=True)
+        if cfg.cat_max_ratio >= 1 or len(counts) > 1 and counts.max() / counts.sum() < cfg.cat_max_ratio:
+            break
+    img, mask = img[y : y + ch, x : x + cw], mask[y : y + ch, x : x + cw]
+    if rng.random() < cfg.flip_prob:
+        img, mask = img[:, ::-1], mask[:, ::-1]
+    if cfg.photometric:
+        img = photometric(img, rng)
+    if img.shape[0] < ch or img.shape[1] < cw:
+        pad = ((0, ch - img.shape[0]), (0, cw - img.shape[1]))
+        img = np.pad(img, pad + ((0, 0),))
+        mask = np.pad(mask, pad, constant_values=255)
+    return np.ascontiguousarray(img), np.ascontiguousarray(mask)
+
+
+def photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """mmseg's PhotoMetricDistortion: brightness, contrast, saturation, hue, each with probability 0.5."""
+    out = img.astype(np.float32)
+    if rng.random() < 0.5:
+        out += rng.uniform(-32, 32)
+    contrast_first = rng.random() < 0.5
+    if contrast_first and rng.random() < 0.5:
+        out *= rng.uniform(0.5, 1.5)
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    if rng.random() < 0.5 or rng.random() < 0.5:
+        hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV).astype(np.int16)
+        if rng.random() < 0.5:
+            hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.5, 1.5), 0, 255)
+        if rng.random() < 0.5:
+            hsv[..., 0] = (hsv[..., 0] + int(rng.integers(-18, 19)) // 2) % 180
+        out = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+    if not contrast_first and rng.random() < 0.5:
+        out = np.clip(out.astype(np.float32) * rng.uniform(0.5, 1.5), 0, 255).astype(np.uint8)
+    return out
+
+
+def _to_tensors(img: np.ndarray, mask: np.ndarray, mean: np.ndarray, std: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    x = (img.astype(np.float32) - mean) / std
+    return torch.from_numpy(x.transpose(2, 0, 1).copy()), torch.from_numpy(mask.astype(np.int64))
+
+
+MEAN = np.array([123.675, 116.28, 103.53], np.float32)
+STD = np.array([58.395, 57.12, 57.375], np.float32)
+
+
+class SyntheticDataset(IterableDataset):
+    """Endless independent synthetic scenes, augmented; each worker and iteration draws its own seed."""
+
+    def __init__(self, data: DataConfig, augment_cfg: AugmentConfig, *, start: int = 0) -> None:
+        self.data, self.augment_cfg, self.start = data, augment_cfg, start
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        from streamseg.synth import random_sample
+
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        i = self.start + worker
+        while True:
+            rng = np.random.default_rng([self.data.seed, i])
+            img, mask = random_sample(rng, size=self.data.size)
+            q = int(rng.integers(self.data.jpeg_quality[0], self.data.jpeg_quality[1] + 1))
+            ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
+            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
+            img, mask = augment(img, mask, self.augment_cfg, rng)
+            yield _to_tensors(img, mask, MEAN, STD)
+            i += workers
+
+
+def folder_pairs(path: str | Path) -> list[tuple[Path, Path]]:
+    """(image, mask) pairs of a dataset folder; masks are PNGs with the image's stem."""
+    root = Path(path)
+    images, masks = root / "images", root / "masks"
+    if not images.is_dir() or not masks.is_dir():
+        raise ConfigError(f"{root} must contain images/ and masks/ folders (masks: PNG class ids, 255 = ignore)")
+    pairs = []
+    for img in sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_EXTS):
+        mask = masks / (img.stem + ".png")
+        if not mask.exists():
+            raise ConfigError(f"no mask for {img.name}: expected {mask}")
+        pairs.append((img, mask))
+    if not pairs:
+        raise ConfigError(f"no images found in {images}")
+    return pairs
+
+
+def read_pair(image: Path, mask: Path) -> tuple[np.ndarray, np.ndarray]:
+    img = cv2.imread(str(image), cv2.IMREAD_COLOR)
+    m = cv2.imread(str(mask), cv2.IMREAD_UNCHANGED)
+    if img is None or m is None:
+        raise ConfigError(f"cannot read {image if img is None else mask}")
+    if m.ndim == 3:
+        m = m[:, :, 0]
+    return np.ascontiguousarray(img[:, :, ::-1]), m
+
+
+def folder_classes(path: str | Path) -> int | None:
+    meta = Path(path) / "classes.json"
+    if meta.exists():
+        return len(json.loads(meta.read_text())["classes"])
+    return None
+
+
+class FolderDataset(Dataset):
+    """A folder of images/ + masks/, augmented per access."""
+
+    def __init__(self, data: DataConfig, augment_cfg: AugmentConfig) -> None:
+        self.pairs = folder_pairs(data.path)
+        self.augment_cfg, self.seed = augment_cfg, data.seed
+        self._epoch_draws = 0
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img, mask = read_pair(*self.pairs[index])
+        rng = np.random.default_rng([self.seed, index, int(torch.randint(0, 2**31 - 1, ()).item())])
+        return _to_tensors(*augment(img, mask, self.augment_cfg, rng), MEAN, STD)
+
+
+def infinite(loader: torch.utils.data.DataLoader) -> Iterator:
+    while True:
+        yield from loader
+
+
+def warmup_iters_for(iters: int, configured: int | None) -> int:
+    """mmseg warms up for 1500 of 160k iterations; a shorter run keeps the same fraction."""
+    if configured is not None:
+        return configured
+    return max(1, math.ceil(1500 * min(1.0, iters / 160_000)))

@@ -1,0 +1,26 @@
+"""The model that ships inside the package: segnext_t trained on streamseg's synthetic scenes.
+
+Reproduce it with ``streamseg train configs/train_synth_segnext_t.yaml --export
+streamseg/weights/data/segnext_t_synth.safetensors`` (log: ``configs/train_synth_segnext_t.log.jsonl``).
+"""
+
+from __future__ import annotations
+
+from streamseg.synth.scenes import CLASSES, PALETTE
+from streamseg.weights.registry import WeightsSpec, register_weights
+
+SYNTH = register_weights(
+    WeightsSpec(
+        name="segnext_t_synth",
+        variant="segnext_t",
+        num_classes=len(CLASSES),
+        classes=tuple(CLASSES),
+        palette=tuple(tuple(int(v) for v in c) for c in PALETTE),
+        bundled="segnext_t_synth.safetensors",
+        test_scale=(640, 360),
+        nmf_rank=16,
+        license="Apache-2.0",
+        dataset="streamseg synthetic scenes",
+        description="demo model: 8 classes of moving shapes; trained from scratch by configs/train_synth_segnext_t.yaml",
+    )
+)

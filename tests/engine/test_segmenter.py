@@ -1,0 +1,230 @@
+"""The engine against a slow reference path written here from mmseg's test-time description."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from streamseg.engine import Segmenter
+from streamseg.errors import ConfigError, InputError, NumericalError
+from streamseg.model import build_segnext, load_checkpoint
+
+MEAN = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+STD = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def parity_model(parity_checkpoint):
+    model = build_segnext("segnext_t", num_classes=150)
+    load_checkpoint(model, parity_checkpoint)
+    return model.eval()
+
+
+def scene(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth, real-looking RGB image (gradients + blobs), not noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.zeros((h, w, 3), np.float32)
+    for c in range(3):
+        img[..., c] = 128 + 60 * np.sin(xx / (w / rng.uniform(1, 4)) + c) * np.cos(yy / (h / rng.uniform(1, 4)))
+    for _ in range(6):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.05, 0.3) * min(h, w)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 255, 3)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def reference_mask(model, img: np.ndarray, scale=(2048, 512)) -> np.ndarray:
+    """mmseg 1.x's test path, one frame, step by step (keep-ratio resize, normalise, pad 32, whole inference)."""
+    h, w = img.shape[:2]
+    f = min(max(scale) / max(h, w), min(scale) / min(h, w))
+    nh, nw = int(h * f + 0.5), int(w * f + 0.5)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float()
+    if (nh, nw) != (h, w):
+        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False).round().clamp(0, 255)
+    x = (x - MEAN) / STD
+    ph, pw = math.ceil(nh / 32) * 32, math.ceil(nw / 32) * 32
+    x = F.pad(x, (0, pw - nw, 0, ph - nh), value=0.0).contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        logits = model(x)
+    logits = F.interpolate(logits, size=(ph, pw), mode="bilinear", align_corners=False)[:, :, :nh, :nw]
+    logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+    return logits.argmax(1)[0].numpy().astype(np.uint8)
+
+
+@pytest.mark.parametrize("h,w", [(481, 641), (720, 1280), (100, 3000)])
+def test_masks_identical_to_reference_path(parity_model, h, w):
+    seg = Segmenter(None, model=parity_model, precision="fp32", fold=False, nmf_init="reference", device="cpu")
+    img = scene(h, w)
+    torch.manual_seed(0)
+    mask = seg(img)
+    assert mask.shape == (h, w) and mask.dtype == np.uint8
+    ref = reference_mask(parity_model, img)
+    assert len(np.unique(ref)) >= 2  # a non-trivial mask
+    np.testing.assert_array_equal(mask, ref)
+
+
+def test_reference_path_catches_a_resize_bug(parity_model):
+    """The comparison can fail: skipping the crop of the padding moves the mask."""
+    img = scene(481, 641)
+    ref = reference_mask(parity_model, img)
+    seg = Segmenter(None, model=parity_model, precision="fp32", fold=False, nmf_init="reference", device="cpu")
+    torch.manual_seed(0)
+    preds = seg.segment([img], logits=True)
+    wrong = F.interpolate(torch.from_numpy(preds[0].logits)[None], size=(481, 641), mode="bilinear").argmax(1)[0]
+    assert (wrong.numpy() != ref).mean() > 0.001
+
+
+def test_batch_invariance_under_default_policy(parity_model):
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    assert seg.config.nmf_init == "fixed"
+    a, b, c = scene(120, 160, 1), scene(120, 160, 2), scene(90, 200, 3)
+    alone = seg(a, stream_id="cam")
+    batch = seg.segment([b, a, c, a], stream_ids=["x", "cam", "y", "z"])
+    torch.manual_seed(123)  # the global RNG must not matter
+    again = seg.segment([c, a], stream_ids=["y", "cam"])
+    np.testing.assert_array_equal(batch[1].mask, alone)
+    np.testing.assert_array_equal(batch[3].mask, alone)
+    np.testing.assert_array_equal(again[1].mask, alone)
+    assert batch[2].mask.shape == (90, 200)
+
+
+def test_reference_policy_depends_on_batch(parity_model):
+    """Why `fixed` is the stream default: under `reference`, batch mates change a frame's mask."""
+    seg = Segmenter(None, model=parity_model, precision="fp32", nmf_init="reference", device="cpu")
+    a, b = scene(128, 128, 1), scene(128, 128, 2)
+    torch.manual_seed(0)
+    alone = seg.segment([a])[0].mask
+    torch.manual_seed(0)
+    second = seg.segment([b, a])[1].mask
+    assert (alone != second).any()
+
+
+def test_results_never_mix_frames(parity_model):
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    imgs = [scene(64, 96, 1), scene(96, 64, 2), scene(64, 96, 3), scene(50, 50, 4)]
+    preds = seg.segment(imgs, stream_ids=["a", "b", "c", "d"])
+    for img, pred in zip(imgs, preds):
+        assert pred.frame.image is img
+        np.testing.assert_array_equal(pred.mask, seg(img, stream_id=pred.frame.source_id))
+
+
+def test_folded_matches_unfolded(parity_model):
+    from streamseg.engine.fold import fold_model
+
+    folded = fold_model(parity_model)
+    x = torch.from_numpy(np.load(__import__("helpers").PARITY / "segnext_t" / "input.npy"))
+    bases = F.normalize(torch.rand(1, 256, 16, generator=torch.Generator().manual_seed(3)), dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x, nmf_bases=bases), parity_model(x, nmf_bases=bases), atol=1e-4, rtol=1e-4)
+        for a, b in zip(folded.forward_features(x), parity_model.forward_features(x)):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.backbone.modules())
+
+
+def test_warm_policy_runs_and_remembers_streams(parity_model):
+    seg = Segmenter(None, model=parity_model, precision="fp32", nmf_init="warm", warm_steps=3, device="cpu")
+    img = scene(96, 128)
+    first = seg(img, stream_id="s")
+    assert "s" in seg.bases._last
+    second = seg(img, stream_id="s")
+    assert (first == second).mean() > 0.5  # warm start from the converged bases: close to the cold result
+    seg.reset_stream("s")
+    np.testing.assert_array_equal(seg(img, stream_id="s"), first)
+
+
+def test_confidence_and_logits_on_request(parity_model):
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    img = scene(70, 90)
+    plain = seg.segment([img])[0]
+    assert plain.confidence is None and plain.logits is None
+    full = seg.segment([img], confidence=True, logits=True)[0]
+    assert full.confidence.shape == (70, 90) and full.confidence.dtype == np.float32
+    assert ((full.confidence > 0) & (full.confidence <= 1)).all()
+    assert full.logits.shape[0] == 150
+    np.testing.assert_array_equal(full.mask, plain.mask)
+
+
+def test_many_classes_give_uint16_masks():
+    model = build_segnext("segnext_t", num_classes=300).eval()
+    seg = Segmenter(None, model=model, precision="fp32", device="cpu")
+    mask = seg(scene(40, 40))
+    assert mask.dtype == np.uint16 and mask.max() < 300
+
+
+@pytest.mark.parametrize(
+    "image,shape",
+    [
+        (np.zeros((1, 1, 3), np.uint8), (1, 1)),
+        (np.full((30, 40), 128, np.uint8), (30, 40)),  # grey: replicated to RGB
+        (np.full((30, 40, 1), 128, np.uint8), (30, 40)),
+        (np.full((30, 40, 4), 128, np.uint8), (30, 40)),  # RGBA: alpha dropped
+        (np.zeros((40, 30, 3), np.uint8)[:, ::2], (40, 15)),  # non-contiguous view
+    ],
+)
+def test_documented_conversions(parity_model, image, shape):
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    assert seg(image).shape == shape
+
+
+def test_grey_equals_its_rgb(parity_model):
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    grey = scene(40, 60)[:, :, 0]
+    np.testing.assert_array_equal(seg(grey), seg(np.repeat(grey[:, :, None], 3, axis=2)))
+
+
+@pytest.mark.parametrize(
+    "image,message",
+    [
+        (np.zeros((0, 10, 3), np.uint8), "empty"),
+        (np.zeros((10, 10, 3), np.float32), "float images are ambiguous"),
+        (np.zeros((10, 10, 3), np.uint16), "dtype uint16"),
+        (np.zeros((10, 10, 2), np.uint8), "shape"),
+        (np.zeros((2, 10, 10, 3), np.uint8), "shape"),
+        ("not an image", "numpy array"),
+    ],
+)
+def test_bad_inputs_get_clear_errors(parity_model, image, message):
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    with pytest.raises(InputError, match=message):
+        seg(image)
+
+
+def test_torch_tensor_input(parity_model):
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    img = scene(48, 64)
+    np.testing.assert_array_equal(seg(torch.from_numpy(img)), seg(img))
+
+
+def test_nan_weights_are_a_clear_error():
+    model = build_segnext("segnext_t", num_classes=4).eval()
+    with torch.no_grad():
+        model.decode_head.conv_seg.weight.fill_(float("nan"))
+    seg = Segmenter(None, model=model, precision="fp32", device="cpu")
+    with pytest.raises(NumericalError, match="NaN"):
+        seg(scene(32, 32))
+
+
+def test_bad_options():
+    with pytest.raises(ConfigError, match="did you mean 'nmf_init'"):
+        Segmenter(None, model="segnext_t", nmf_inti="fixed")
+    with pytest.raises(ConfigError, match="nmf_init must be one of"):
+        Segmenter(None, model="segnext_t", nmf_init="random")
+    with pytest.raises(ConfigError, match="fp16 runs on CUDA only"):
+        Segmenter(None, model="segnext_t", precision="fp16", device="cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA"):
+            Segmenter(None, model="segnext_t", device="cuda")
+
+
+def test_slide_inference_averages_windows(parity_model):
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu", test_scale=(256, 128), slide=(96, 64))
+    img = scene(128, 256)
+    mask = seg(img)
+    assert mask.shape == (128, 256)
+    whole = Segmenter(None, model=parity_model, precision="fp32", device="cpu", test_scale=(256, 128))(img)
+    assert 0.3 < (mask == whole).mean() < 1.0  # related but not the same computation

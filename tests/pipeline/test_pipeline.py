@@ -1,0 +1,218 @@
+"""Pipeline mechanics on real encoded files: every frame once and in order, routing, errors, shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+import streamseg
+from streamseg.errors import ConfigError, StageError
+from streamseg.pipeline import Pipeline, PipelineConfig, SinkConfig, SourceConfig
+from streamseg.sinks.callback import CallbackSink
+
+from helpers import decode_index, index_frame, make_video
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _no_pipeline_threads(timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not [t for t in threading.enumerate() if t.name.startswith("streamseg-")]:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _collect() -> tuple[list, CallbackSink]:
+    seen: list = []
+    return seen, CallbackSink(seen.append)
+
+
+def test_lossless_file_every_frame_once_in_order(tmp_path, tiny_segmenter):
+    video = make_video(tmp_path / "in.mp4", 40, size=(64, 48))
+    seen, sink = _collect()
+    cfg = PipelineConfig(sources=[SourceConfig(uri=str(video))], batch_size=3, progress=False)
+    stats = Pipeline(cfg, sinks=[sink], segmenter=tiny_segmenter).run()
+    assert [p.frame.index for p in seen] == list(range(40))
+    assert [decode_index(p.frame.image) for p in seen] == list(range(40))
+    assert all(p.mask.shape == (48, 64) for p in seen)
+    s = stats.as_dict()
+    assert s["frames_in"] == s["frames_out"] == 40 and s["dropped"] == {"0": 0}
+    assert s["stages"]["engine"]["frames"] == 40 and s["stages"]["decode"]["frames"] == 40
+    assert _no_pipeline_threads()
+
+
+def _duration(path) -> float:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        frames = list(c.decode(s))
+    last = frames[-1]
+    step = (frames[-1].pts - frames[-2].pts) * last.time_base
+    return float(last.pts * last.time_base + step), len(frames), [f.pts * f.time_base for f in frames]
+
+
+@pytest.mark.parametrize("vfr", [False, True])
+def test_video_sink_keeps_duration_and_timestamps(tmp_path, tiny_segmenter, vfr):
+    n = 30
+    pts = [int(i * 40 + (15 * (i % 3) if vfr else 0)) for i in range(n)] if vfr else None
+    video = make_video(tmp_path / "in.mp4", n, size=(64, 48), pts=pts, time_base=Fraction(1, 1000) if vfr else None)
+    out = tmp_path / "out.mp4"
+    cfg = PipelineConfig(sources=[SourceConfig(uri=str(video))], sinks=[SinkConfig(spec=f"video:{out}")], progress=False)
+    Pipeline(cfg, segmenter=tiny_segmenter).run()
+    d_in, n_in, t_in = _duration(video)
+    d_out, n_out, t_out = _duration(out)
+    assert n_out == n_in == n
+    frame = t_in[1] - t_in[0]
+    assert abs(d_out - d_in) <= frame + 1e-3
+    np.testing.assert_allclose([float(t) for t in t_out], [float(t) for t in t_in], atol=2e-3)
+
+
+def test_image_folder_and_iterable_sources(tmp_path, tiny_segmenter):
+    import cv2
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), index_frame(i, 40, 32))
+    frames = [index_frame(i, 40, 32) for i in range(7)]
+    seen, sink = _collect()
+    cfg = PipelineConfig(sources=[SourceConfig(uri=str(folder), id="dir")], progress=False)
+    stats = Pipeline(cfg, sources=[streamseg.sources.IterableSource(frames, source_id="mem")], sinks=[sink],
+                     segmenter=tiny_segmenter).run()
+    by_source: dict[str, list[int]] = {}
+    for p in seen:
+        by_source.setdefault(p.frame.source_id, []).append(decode_index(p.frame.image))
+    assert by_source == {"dir": list(range(5)), "mem": list(range(7))}
+    assert stats.as_dict()["frames_out"] == 12
+
+
+def test_several_sources_batched_and_routed(tmp_path, tiny_segmenter):
+    a = make_video(tmp_path / "a.mp4", 12, size=(64, 48))
+    b = make_video(tmp_path / "b.mp4", 9, size=(48, 64))
+    seen, sink = _collect()
+    cfg = PipelineConfig(
+        sources=[SourceConfig(uri=str(a), id="cam_a"), SourceConfig(uri=str(b), id="cam_b")],
+        batch_size=4,
+        progress=False,
+    )
+    Pipeline(cfg, sinks=[sink], segmenter=tiny_segmenter).run()
+    for sid, n, shape in (("cam_a", 12, (48, 64)), ("cam_b", 9, (64, 48))):
+        mine = [p for p in seen if p.frame.source_id == sid]
+        assert [p.frame.index for p in mine] == list(range(n))
+        assert all(p.mask.shape == shape for p in mine)
+    assert max(p.timings["batch_size"] for p in seen) > 1  # frames of both cameras shared batches
+
+
+def test_callback_exception_reaches_caller_with_stage(tmp_path, tiny_segmenter):
+    video = make_video(tmp_path / "in.mp4", 30, size=(64, 48))
+
+    def boom(pred):
+        if pred.frame.index == 5:
+            raise ValueError("callback exploded")
+
+    cfg = PipelineConfig(sources=[SourceConfig(uri=str(video))], progress=False)
+    with pytest.raises(StageError, match="sink callback.*callback exploded") as err:
+        Pipeline(cfg, sinks=[CallbackSink(boom)], segmenter=tiny_segmenter).run()
+    assert isinstance(err.value.__cause__, ValueError)
+    assert _no_pipeline_threads()
+
+
+def test_source_error_names_the_source(tmp_path, tiny_segmenter):
+    bad = tmp_path / "notvideo.mp4"
+    bad.write_bytes(b"this is not a video" * 100)
+    cfg = PipelineConfig(sources=[SourceConfig(uri=str(bad), id="broken")], progress=False)
+    with pytest.raises(StageError, match="source broken"):
+        Pipeline(cfg, segmenter=tiny_segmenter).run()
+    assert _no_pipeline_threads()
+
+
+def test_stop_from_another_thread(tmp_path, tiny_segmenter):
+    video = make_video(tmp_path / "in.mp4", 300, size=(64, 48))
+    seen, sink = _collect()
+    cfg = PipelineConfig(sources=[SourceConfig(uri=str(video))], progress=False)
+    pipe = Pipeline(cfg, sinks=[sink], segmenter=tiny_segmenter)
+    pipe.start()
+    while len(seen) < 5:
+        time.sleep(0.01)
+    threading.Thread(target=pipe.stop).start()
+    stats = pipe.join(timeout=10)
+    s = stats.as_dict()
+    assert 5 <= s["frames_out"] < 300
+    assert s["frames_in"] == s["frames_out"] + s["dropped"]["0"]  # counts add up
+    assert [p.frame.index for p in seen] == list(range(len(seen)))
+    assert _no_pipeline_threads()
+
+
+def test_latest_policy_drops_are_counted_never_reordered(tiny_segmenter):
+    from streamseg.sources import PushSource
+
+    push = PushSource(source_id="robot", maxsize=1, policy="latest")
+    seen, sink = _collect()
+    slow = CallbackSink(lambda p: (seen.append(p), time.sleep(0.02)))
+    cfg = PipelineConfig(progress=False, batch_size=1)
+    pipe = Pipeline(cfg, sources=[push], sinks=[slow], segmenter=tiny_segmenter)
+    pipe.start()
+    for i in range(120):
+        push.submit(index_frame(i, 40, 32))
+        time.sleep(0.002)
+    push.end()
+    stats = pipe.join(timeout=30).as_dict()
+    indices = [p.frame.index for p in seen]
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)
+    assert all(decode_index(p.frame.image) == p.frame.index for p in seen)
+    dropped = stats["dropped"]["robot"]
+    assert dropped > 0 and stats["frames_out"] + dropped == 120
+
+
+def test_latest_result_for_control_loops(tiny_segmenter):
+    from streamseg.sources import PushSource
+
+    push = PushSource(source_id="arm")
+    with Pipeline(PipelineConfig(progress=False), sources=[push], segmenter=tiny_segmenter) as pipe:
+        assert pipe.latest_result("arm") is None
+        push.submit(index_frame(3, 40, 32))
+        deadline = time.monotonic() + 10
+        while pipe.latest_result("arm") is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pred, age = pipe.latest_result("arm")
+        assert pred.mask.shape == (32, 40) and 0 <= age < 10
+        push.end()
+    assert _no_pipeline_threads()
+
+
+def test_stream_generator_and_early_break(tmp_path, tiny_segmenter, monkeypatch):
+    video = make_video(tmp_path / "in.mp4", 50, size=(64, 48))
+    import streamseg.pipeline as pl
+
+    real = pl.Pipeline
+
+    def with_tiny(*a, **k):
+        k.setdefault("segmenter", tiny_segmenter)
+        return real(*a, **k)
+
+    monkeypatch.setattr(pl, "Pipeline", with_tiny)
+    got = []
+    for pred in streamseg.stream(str(video)):
+        got.append(pred.frame.index)
+        if len(got) == 7:
+            break
+    assert got == list(range(7))
+    assert _no_pipeline_threads()
+    assert [p.frame.index for p in streamseg.stream(str(video))] == list(range(50))
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="unknown key 'batch_sise'; did you mean 'batch_size'"):
+        PipelineConfig.from_dict({"sources": ["a.mp4"], "batch_sise": 3})
+    with pytest.raises(ConfigError, match="engine.precision|unknown key 'engine.precison'"):
+        PipelineConfig.from_dict({"sources": ["a.mp4"], "engine": {"precison": "fp32"}})
+    with pytest.raises(ConfigError, match="batch_size: expected an integer"):
+        PipelineConfig.from_dict({"sources": ["a.mp4"], "batch_size": "many"})
+    with pytest.raises(ConfigError, match="policy"):
+        PipelineConfig.from_dict({"sources": [{"uri": "a.mp4", "policy": "fastest"}]})
