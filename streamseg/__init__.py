@@ -6,7 +6,16 @@ Nothing heavy happens at import time: submodules (and torch) load on first use.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Any
+
+# streamseg runs decode, inference and encode threads side by side on few cores; OpenMP's
+# default busy-waiting makes torch's worker threads spin against them (measured: batches
+# 3-20x slower under contention). Only a default: the user's environment wins, and it can
+# only take effect if torch has not been imported yet.
+if "torch" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

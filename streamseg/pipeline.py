@@ -235,9 +235,10 @@ class _SourceWorker:
                 self.queue.put(_END, timeout=_TICK)
                 return
             except queue.Full:
-                if self.pipeline._stop.is_set():
-                    try:  # stopping: the engine may be gone; make room for the end marker
-                        self.queue.get_nowait()
+                if self.pipeline._abandon.is_set() or self.pipeline._failed.is_set():
+                    try:  # the engine takes no more frames: make room for the end marker
+                        if self.queue.get_nowait() is not _END:
+                            self._count_drop()
                     except queue.Empty:
                         pass
 

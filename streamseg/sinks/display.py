@@ -47,13 +47,34 @@ def gui_backend(build_info: str | None = None) -> str | None:
     return None
 
 
+def _lock_owner_alive(number: str, lock_dir: Path = Path("/tmp")) -> bool:
+    """Whether the process in the X server's lock file ``/tmp/.X<n>-lock`` is running."""
+    try:
+        pid = int((lock_dir / f".X{number}-lock").read_text().strip())
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # it exists, it is just not ours
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _x_server_answers(display: str, timeout: float = 1.0) -> bool:
-    """Whether an X server listens at ``display`` (``[host]:N[.screen]``); unknown forms count as yes."""
+    """Whether an X server listens at ``display`` (``[host]:N[.screen]``); unknown forms count as yes.
+
+    A local server is recognised by its lock file without connecting: a client
+    that connects and leaves can make a server with no other clients (a bare
+    Xvfb, ``xvfb-run``) reset, and a window opened during that reset fails.
+    Only without a live lock file (another PID namespace, a remote host) does
+    the probe connect.
+    """
     host, sep, rest = display.rpartition(":")
     number = rest.split(".")[0]
     if not sep or not number.isdigit() or host.startswith("/"):
         return True  # e.g. macOS launchd sockets: let the toolkit decide
     if host in ("", "unix"):
+        if _lock_owner_alive(number):
+            return True
         candidates = [f"\0/tmp/.X11-unix/X{number}", f"/tmp/.X11-unix/X{number}"]  # abstract, then path
         for address in candidates:
             if address.startswith("\0") and not sys.platform.startswith("linux"):

@@ -1,0 +1,134 @@
+"""`streamseg run` as a user runs it: a subprocess, real files, signals and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import av
+import pytest
+import torch
+
+from streamseg.model import build_segnext
+
+from helpers import make_video
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    """A random segnext_t checkpoint whose meta keeps frames at their own small size."""
+    torch.manual_seed(0)
+    model = build_segnext("segnext_t", num_classes=3)
+    path = tmp_path_factory.mktemp("w") / "tiny.pth"
+    meta = {"variant": "segnext_t", "classes": ["bg", "x", "y"], "palette": [[0, 0, 0], [255, 0, 0], [0, 0, 255]],
+            "test_scale": [96, 64]}
+    torch.save({"state_dict": model.state_dict(), "meta": meta}, path)
+    return path
+
+
+def _run(args, cwd, **kw):
+    return subprocess.run([sys.executable, "-m", "streamseg", *args], cwd=cwd, capture_output=True, text=True, **kw)
+
+
+def test_help_lists_commands():
+    out = _run(["--help"], cwd=None)
+    assert out.returncode == 0
+    for cmd in ("demo", "run", "bench", "synth", "train", "eval", "weights"):
+        assert cmd in out.stdout
+
+
+def test_run_file_to_video_and_masks(tmp_path, tiny_weights):
+    video = make_video(tmp_path / "in.mp4", 20, size=(96, 64))
+    out = _run(["run", "--source", str(video), "--sink", "video:out.mp4", "--sink", "masks:m/", "--weights",
+                str(tiny_weights), "--stats-json", "stats.json", "--no-progress"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["frames_in"] == stats["frames_out"] == 20
+    for key in ("dropped", "reconnects", "fps", "latency_ms", "stages"):
+        assert key in stats
+    assert set(stats["latency_ms"]) >= {"p50", "p95"}
+    assert {"engine", "decode"} <= set(stats["stages"]) and stats["stages"]["engine"]["frames"] == 20
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [f"{i:06d}.png" for i in range(20)]
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 20
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--set", "batch_sise=2"], "did you mean 'batch_size'"),
+        (["--set", "engine.precison=fp32"], "did you mean 'precision'"),
+        (["--set", "batch_size=lots"], "batch_size: expected an integer"),
+        (["--sink", "vidoe:x.mp4"], "did you mean 'video'"),
+    ],
+)
+def test_bad_configuration_exits_2_naming_the_field(tmp_path, tiny_weights, args, message):
+    video = make_video(tmp_path / "in.mp4", 3, size=(96, 64))
+    out = _run(["run", "--source", str(video), "--weights", str(tiny_weights), "--no-progress", *args], cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
+
+
+def test_missing_input_and_config_files_exit_2(tmp_path):
+    out = _run(["run", "--source", "nope.mp4", "--no-progress"], cwd=tmp_path)
+    assert out.returncode == 2 and "nope.mp4" in out.stderr
+    out = _run(["run", "missing.yaml"], cwd=tmp_path)
+    assert out.returncode == 2 and "missing.yaml" in out.stderr
+    (tmp_path / "bad.yaml").write_text("sources: [a.mp4]\nsinks: {oops\n")
+    out = _run(["run", "bad.yaml"], cwd=tmp_path)
+    assert out.returncode == 2 and "not valid YAML" in out.stderr
+
+
+def test_shipped_configs_are_valid():
+    from streamseg.config import load_yaml
+    from streamseg.pipeline import PipelineConfig
+    from streamseg.training import TrainConfig
+    from streamseg.config import from_dict
+    from helpers import ROOT
+
+    configs = sorted((ROOT / "configs").glob("*.yaml"))
+    assert len(configs) >= 5
+    for path in configs:
+        data = load_yaml(path)
+        if path.name.startswith("train"):
+            from_dict(TrainConfig, data)
+        else:
+            cfg = PipelineConfig.from_dict(data)
+            assert cfg.sources and cfg.sinks
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_leaves_playable_video_and_exit_code(tmp_path, tiny_weights, sig, code):
+    video = make_video(tmp_path / "in.mp4", 1500, size=(96, 64))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamseg", "run", "--source", str(video), "--sink", "video:out.mp4",
+         "--weights", str(tiny_weights), "--stats-json", "stats.json", "--no-progress"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    out = tmp_path / "out.mp4"
+    deadline = time.monotonic() + 60
+    while (not out.exists() or out.stat().st_size < 2000) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert out.exists(), proc.stderr.read() if proc.poll() is not None else "no output yet"
+    time.sleep(0.5)
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    elapsed = time.monotonic() - sent
+    assert proc.returncode == code, proc.stderr.read()
+    assert elapsed < 2.0
+    with av.open(str(out)) as c:
+        n = sum(1 for _ in c.decode(video=0))
+    assert 0 < n < 1500
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["frames_out"] == n
+    assert stats["frames_in"] == stats["frames_out"] + stats["dropped"]["0"]
