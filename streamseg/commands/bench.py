@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.baseline:
         result.update(_baseline(seg, batch, args))
+        result["speedup"] = round(result["fps"] / result["baseline_fps"], 3)
     _print_table(result)
     if args.json:
         print(json.dumps(result))
@@ -158,7 +159,6 @@ def _print_table(r: dict[str, Any]) -> None:
         ("first call", f"{r['first_call_s']:.2f} s" + (f" (compile {r['compile_s']:.1f} s)" if r["compile_s"] else "")),
     ]
     if "baseline_fps" in r:
-        r["speedup"] = round(r["fps"] / r["baseline_fps"], 3)
         rows += [
             ("baseline", f"{r['baseline_latency_ms']:.1f} ms, {r['baseline_fps']:.2f} frames/s (eager fp32 NCHW)"),
             ("speedup", f"{r['speedup']:.2f}x"),

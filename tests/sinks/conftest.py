@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -156,8 +157,10 @@ def xvfb(tmp_path: Path) -> Iterator[str]:
         pytest.skip(reason)
     read_fd, write_fd = os.pipe()
     log = open(tmp_path / "xvfb.log", "wb")
+    # -noreset: a bare Xvfb resets when its last client leaves, and a window opened
+    # during that reset fails; the readiness check below is such a client.
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "640x480x24", "-nolisten", "tcp", "-noreset"],
         pass_fds=(write_fd,),
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -165,10 +168,19 @@ def xvfb(tmp_path: Path) -> Iterator[str]:
     os.close(write_fd)
     try:
         with os.fdopen(read_fd) as pipe:
-            number = pipe.readline().strip()  # Xvfb writes the display number once it accepts clients
+            number = pipe.readline().strip()
         if not number.isdigit():
             raise RuntimeError(f"Xvfb did not start, see {tmp_path / 'xvfb.log'}")
-        yield f":{number}"
+        display = f":{number}"
+        # Xvfb announces its number slightly before it serves clients (measured: 1 window in
+        # 20 then failed to connect); wait until a real client gets an answer.
+        env = {**os.environ, "DISPLAY": display}
+        deadline = time.monotonic() + 10
+        while subprocess.run(["xdotool", "getdisplaygeometry"], env=env, capture_output=True).returncode:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"Xvfb on {display} never answered, see {tmp_path / 'xvfb.log'}")
+            time.sleep(0.05)
+        yield display
     finally:
         proc.terminate()
         try:

@@ -1,0 +1,33 @@
+"""`streamseg bench` runs and reports what the README promises (numbers are not asserted: that is a benchmark)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from streamseg.model import build_segnext
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def test_bench_json_with_baseline(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "w.pth"
+    torch.save({"state_dict": build_segnext("segnext_t", num_classes=8).state_dict()}, path)
+    out = subprocess.run(
+        [sys.executable, "-m", "streamseg", "bench", "--model", "segnext_t", "--weights", str(path), "--size", "96x64",
+         "--repeats", "2", "--warmup", "1", "--baseline", "--json"],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    for key in ("fps", "latency_ms", "baseline_fps", "speedup", "argmax_agreement", "precision", "device"):
+        assert key in result
+    assert result["fps"] > 0 and result["baseline_fps"] > 0
+    assert result["speedup"] == pytest.approx(result["fps"] / result["baseline_fps"], rel=1e-2)
+    assert 0.0 <= result["argmax_agreement"] <= 1.0
+    assert "throughput" in out.stdout  # the table

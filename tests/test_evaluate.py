@@ -1,0 +1,50 @@
+"""`streamseg eval` on masks whose IoU is computed by hand."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+
+
+def test_eval_pred_vs_gt_hand_computed(tmp_path):
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    gt.mkdir()
+    pred.mkdir()
+    g = np.zeros((4, 4), np.uint8)
+    g[:, 2:] = 1  # class 1 = right half (8 px)
+    g[0, 0] = 255  # ignored
+    p = np.zeros((4, 4), np.uint8)
+    p[:, 1:] = 1  # predicts 12 px of class 1
+    cv2.imwrite(str(gt / "000000.png"), g)
+    cv2.imwrite(str(pred / "000000.png"), p)
+    out = subprocess.run(
+        [sys.executable, "-m", "streamseg", "eval", "--pred", str(pred), "--gt", str(gt), "--num-classes", "2", "--json"],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    # counted pixels: 15 (one ignored). class 0: gt 7 px (col 0 minus ignored: 3, col 1: 4), pred 3 px (col 0 minus
+    # ignored) -> intersection 3, union 7 -> 3/7. class 1: gt 8, pred 12 (all of cols 1-3) -> inter 8, union 12 -> 2/3.
+    assert r["iou"]["class_0"] == round(3 / 7, 4)
+    assert r["iou"]["class_1"] == round(2 / 3, 4)
+    assert abs(r["miou"] - (3 / 7 + 2 / 3) / 2) < 1e-9
+    assert abs(r["aacc"] - 11 / 15) < 1e-9
+
+
+def test_eval_reports_a_lost_frame(tmp_path):
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    gt.mkdir()
+    pred.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(gt / f"{i:06d}.png"), np.zeros((4, 4), np.uint8))
+    for i in range(2):
+        cv2.imwrite(str(pred / f"{i:06d}.png"), np.zeros((4, 4), np.uint8))
+    out = subprocess.run(
+        [sys.executable, "-m", "streamseg", "eval", "--pred", str(pred), "--gt", str(gt), "--num-classes", "2"],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 2 and "000002.png" in out.stderr
