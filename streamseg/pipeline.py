@@ -655,6 +655,8 @@ class Pipeline:
         s.stages["decode"] = {"frames": int(decode_frames), "busy_s": round(decode_busy, 4)}
         for sink in self._sinks:
             s.sink_dropped[sink.name] = sink.dropped + int(getattr(sink.sink, "dropped", 0) or 0)
+            if getattr(sink.sink, "reconnects", 0):
+                s.reconnects[f"sink {sink.name}"] = int(sink.sink.reconnects)
             s.stages[f"sink {sink.name}"] = {"frames": sink.frames, "busy_s": round(sink.busy_s, 4)}
 
 

@@ -207,7 +207,7 @@ class Timeline:
         pts = ticks - self._offset
         if frame.discontinuity or pts <= self.last_pts:
             step = self.frame_duration
-            log.debug("timeline discontinuity at frame %d: pts %d after %d, continuing", frame.index, pts, self.last_pts)
+            log.debug("discontinuity at frame %d: pts %d after %d, continuing", frame.index, pts, self.last_pts)
             self._offset = ticks - (self.last_pts + step)
             pts = self.last_pts + step
         self._deltas.append(pts - self.last_pts)

@@ -49,7 +49,9 @@ def callback_from_path(target: str) -> CallbackSink:
         try:
             obj = getattr(obj, part)
         except AttributeError as exc:
-            raise ConfigError(f"{module_name!r} has no attribute {attr!r}; check the name in callback:{target}") from exc
+            raise ConfigError(
+                f"{module_name!r} has no attribute {attr!r}; check the name in callback:{target}"
+            ) from exc
     if not callable(obj):
         raise ConfigError(f"callback {target!r} is a {type(obj).__name__}, not a function")
     return CallbackSink(obj, name=f"callback:{target}")  # type: ignore[arg-type]

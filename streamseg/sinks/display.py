@@ -20,6 +20,7 @@ import socket
 import sys
 import threading
 from pathlib import Path
+from typing import Mapping
 
 import cv2
 
@@ -96,7 +97,7 @@ def _x_server_answers(display: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def display_problem(environ: os._Environ[str] | dict[str, str] | None = None, build_info: str | None = None) -> str | None:
+def display_problem(environ: Mapping[str, str] | None = None, build_info: str | None = None) -> str | None:
     """Why a window cannot be shown here, or ``None`` when it can."""
     env = os.environ if environ is None else environ
     backend = gui_backend(build_info)

@@ -106,9 +106,14 @@ class RtspSink(BaseSink):
         self.transport = transport
         self.reconnect = bool(reconnect)
         self.backoff = (first, longest)
-        self.gop = int(gop) if gop else max(1, round(float(self.fps) / 2))
-        self.crf = int(crf)
-        self.timeout = float(timeout)
+        try:
+            self.gop = int(gop) if gop else max(1, round(float(self.fps) / 2))
+            self.crf = int(crf)
+            self.timeout = float(timeout)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"rtsp sink: gop and crf must be integers, timeout seconds ({exc})") from exc
+        if self.timeout <= 0:
+            raise ConfigError(f"rtsp sink: timeout must be > 0 seconds, got {timeout}")
         self.dropped = 0
         self.reconnects = 0
         self._publishers: dict[str, _Publisher] = {}

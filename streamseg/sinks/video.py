@@ -223,7 +223,9 @@ class VideoSink(BaseSink):
             out.path.parent.mkdir(parents=True, exist_ok=True)
             out.file = open(out.path, "wb")
         except OSError as exc:
-            raise SinkError(f"{self.name}: cannot create {out.path}: {exc.strerror or exc}; pass a writable path") from exc
+            raise SinkError(
+                f"{self.name}: cannot create {out.path}: {exc.strerror or exc}; pass a writable path"
+            ) from exc
         timeline = Timeline(self.fps)
         time_base = timeline.start(prediction.frame)
         h, w = image.shape[:2]

@@ -23,7 +23,9 @@ def _stripes(h: int, w: int, classes: int = 4) -> np.ndarray:
     return (np.arange(w)[None, :] * classes // w).repeat(h, 0)
 
 
-def _prediction(image: np.ndarray, mask: np.ndarray | None = None, *, index: int = 0, source_id: str = "0") -> Prediction:
+def _prediction(
+    image: np.ndarray, mask: np.ndarray | None = None, *, index: int = 0, source_id: str = "0"
+) -> Prediction:
     mask = np.zeros(image.shape[:2], np.uint8) if mask is None else mask
     return Prediction(Frame(image=image, source_id=source_id, index=index), mask)
 

@@ -118,6 +118,31 @@ def test_playable_after_exception_mid_run(tmp_path: Path, context, make_predicti
     assert probe_video(out)["frames"] == 10
 
 
+def test_playable_after_keyboard_interrupt(
+    tmp_path: Path, context, make_prediction, probe_video, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import streamseg.sinks.video as video_module
+
+    real_render = video_module.render
+
+    def render(image, mask, palette, **kw):
+        if image[0, 0, 0] == 99:  # Ctrl-C lands while frame 6 is being drawn
+            raise KeyboardInterrupt
+        return real_render(image, mask, palette, **kw)
+
+    monkeypatch.setattr(video_module, "render", render)
+    out = tmp_path / "interrupted.mp4"
+    sink = VideoSink(out)
+    sink.open(context)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for i in range(10):
+                sink.write(make_prediction(np.full((48, 64, 3), 99 if i == 6 else 40, np.uint8), index=i))
+    finally:
+        sink.close()
+    assert probe_video(out)["frames"] == 6 and sink.frames == 6
+
+
 _KILLED_WRITER = textwrap.dedent(
     """
     import os, sys
