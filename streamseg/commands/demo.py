@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     clip_dir = out / "clip"
     t0 = time.perf_counter()
-    info = write_clip(clip_dir, frames=args.frames, seed=args.seed, size=parse_size(args.size), fps=30)
+    write_clip(clip_dir, frames=args.frames, seed=args.seed, size=parse_size(args.size), fps=30)
     video_out, masks_out = out / "overlay.mp4", out / "masks"
     engine = EngineConfig() if args.weights is None else EngineConfig(weights=args.weights)
     cfg = PipelineConfig(

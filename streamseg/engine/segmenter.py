@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from streamseg.engine.frames import as_rgb_uint8
+from streamseg.frames import as_rgb_uint8
 from streamseg.engine.nmf_init import BasesPolicy
 from streamseg.engine.preprocess import Geometry, postprocess, preprocess
 from streamseg.errors import ConfigError, NumericalError

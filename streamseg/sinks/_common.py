@@ -136,6 +136,21 @@ class BaseSink:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} frames={self.frames}>"
 
+    def _render(self, prediction: Prediction) -> Any:
+        """The picture a drawing sink shows: ``mode``/``alpha``/``legend`` applied to frame + mask."""
+        from streamseg.draw import render
+
+        assert self.context is not None
+        return render(
+            prediction.frame.image,
+            prediction.mask,
+            self.context.palette,
+            mode=self.mode,  # type: ignore[attr-defined]
+            alpha=self.alpha,  # type: ignore[attr-defined]
+            classes=self.context.classes,
+            legend=self.legend,  # type: ignore[attr-defined]
+        )
+
     # Subclass hooks -------------------------------------------------------
 
     def _open(self, context: SinkContext) -> None:  # pragma: no cover - trivial default

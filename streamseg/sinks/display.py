@@ -24,7 +24,6 @@ from typing import Mapping
 
 import cv2
 
-from streamseg.draw import render
 from streamseg.errors import SinkError
 from streamseg.sinks._common import SINKS, BaseSink, check_options
 from streamseg.sinks.base import SinkContext
@@ -176,15 +175,7 @@ class DisplaySink(BaseSink):
     def _write(self, prediction: Prediction) -> bool:
         assert self.context is not None
         window = self._window(prediction.frame.source_id)
-        image = render(
-            prediction.frame.image,
-            prediction.mask,
-            self.context.palette,
-            mode=self.mode,
-            alpha=self.alpha,
-            classes=self.context.classes,
-            legend=self.legend,
-        )
+        image = self._render(prediction)
         cv2.imshow(window, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         key = cv2.waitKey(1)
         if key != -1 and (key & 0xFF) in _STOP_KEYS and not self.stop_requested.is_set():

@@ -29,7 +29,6 @@ from urllib.parse import urlsplit, urlunsplit
 import av
 import numpy as np
 
-from streamseg.draw import render
 from streamseg.errors import ConfigError, SinkError
 from streamseg.sinks._common import (
     PLACEHOLDER,
@@ -210,15 +209,7 @@ class RtspSink(BaseSink):
         if pub.container is None and time.monotonic() < pub.next_attempt:
             self.dropped += 1
             return False
-        image = render(
-            frame.image,
-            prediction.mask,
-            self.context.palette,
-            mode=self.mode,
-            alpha=self.alpha,
-            classes=self.context.classes,
-            legend=self.legend,
-        )
+        image = self._render(prediction)
         if pub.size is None:
             pub.size = (image.shape[1], image.shape[0])
         try:

@@ -50,7 +50,6 @@ import av
 import cv2
 import numpy as np
 
-from streamseg.draw import render
 from streamseg.errors import ConfigError, SinkError
 from streamseg.sinks._common import (
     PLACEHOLDER,
@@ -255,15 +254,7 @@ class VideoSink(BaseSink):
         assert self.context is not None
         frame = prediction.frame
         out = self._output(frame.source_id)
-        image = render(
-            frame.image,
-            prediction.mask,
-            self.context.palette,
-            mode=self.mode,
-            alpha=self.alpha,
-            classes=self.context.classes,
-            legend=self.legend,
-        )
+        image = self._render(prediction)
         if out.container is None:
             self._start(out, prediction, image)
         elif (image.shape[1], image.shape[0]) != out.size and not out.resized_warned:

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from streamseg.errors import ConfigError, InputError, SourceError
+from streamseg.errors import ConfigError, SourceError
+from streamseg.frames import as_rgb_uint8
 from streamseg.sources import SOURCES
 from streamseg.sources.base import SourceStats
 from streamseg.types import Frame
@@ -32,20 +33,8 @@ _END = object()
 
 
 def check_image(image: Any, what: str) -> np.ndarray:
-    """``image`` as a C-contiguous RGB uint8 ``H x W x 3`` array, or an InputError saying what is wrong."""
-    if not isinstance(image, np.ndarray):
-        raise InputError(f"{what} is a {type(image).__name__}; expected a numpy RGB uint8 array of shape (H, W, 3)")
-    if image.dtype != np.uint8:
-        raise InputError(
-            f"{what} has dtype {image.dtype}; expected uint8 RGB (convert with np.clip(x, 0, 255).astype(np.uint8))"
-        )
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise InputError(
-            f"{what} has shape {image.shape}; expected (H, W, 3) RGB (gray: np.repeat(x[..., None], 3, axis=2))"
-        )
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise InputError(f"{what} is empty (shape {image.shape}); expected at least 1x1 pixels")
-    return np.ascontiguousarray(image)
+    """``image`` as RGB uint8 ``H x W x 3`` (grey and RGBA converted), or an InputError saying what is wrong."""
+    return as_rgb_uint8(image, what=what, allow_tensor=False)
 
 
 class IterableSource:

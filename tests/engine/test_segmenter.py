@@ -185,7 +185,7 @@ def test_grey_equals_its_rgb(parity_model):
         (np.zeros((10, 10, 3), np.uint16), "dtype uint16"),
         (np.zeros((10, 10, 2), np.uint8), "shape"),
         (np.zeros((2, 10, 10, 3), np.uint8), "shape"),
-        ("not an image", "numpy array"),
+        ("not an image", "numpy RGB uint8 array"),
     ],
 )
 def test_bad_inputs_get_clear_errors(parity_model, image, message):

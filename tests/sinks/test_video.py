@@ -121,16 +121,16 @@ def test_playable_after_exception_mid_run(tmp_path: Path, context, make_predicti
 def test_playable_after_keyboard_interrupt(
     tmp_path: Path, context, make_prediction, probe_video, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import streamseg.sinks.video as video_module
+    import streamseg.draw as draw_module
 
-    real_render = video_module.render
+    real_render = draw_module.render
 
     def render(image, mask, palette, **kw):
         if image[0, 0, 0] == 99:  # Ctrl-C lands while frame 6 is being drawn
             raise KeyboardInterrupt
         return real_render(image, mask, palette, **kw)
 
-    monkeypatch.setattr(video_module, "render", render)
+    monkeypatch.setattr(draw_module, "render", render)
     out = tmp_path / "interrupted.mp4"
     sink = VideoSink(out)
     sink.open(context)

@@ -56,8 +56,8 @@ def test_non_contiguous_arrays_are_made_contiguous() -> None:
     ("bad", "message"),
     [
         (np.zeros((48, 64, 3), np.float32), r"item 2 .* dtype float32; expected uint8"),
-        (np.zeros((48, 64), np.uint8), r"item 2 .* shape \(48, 64\); expected \(H, W, 3\)"),
-        (np.zeros((48, 64, 4), np.uint8), r"item 2 .* shape \(48, 64, 4\)"),
+        (np.zeros((48, 64, 2), np.uint8), r"item 2 .* shape \(48, 64, 2\); expected \(H, W, 3\)"),
+        (np.zeros((2, 48, 64, 3), np.uint8), r"item 2 .* shape \(2, 48, 64, 3\)"),
         (np.zeros((0, 64, 3), np.uint8), r"item 2 .* empty"),
         ("a string", r"item 2 .* is a str; expected a numpy"),
         (None, r"item 2 .* is a NoneType"),
@@ -69,6 +69,16 @@ def test_bad_item_names_its_index(bad, message: str) -> None:
     assert source.read(0.1) is not None and source.read(0.1) is not None
     with pytest.raises(InputError, match=message):
         source.read(0.1)
+
+
+def test_grey_and_rgba_items_are_converted() -> None:
+    grey = np.full((48, 64), 77, np.uint8)
+    rgba = np.dstack([img(1), np.full((48, 64), 9, np.uint8)])
+    source = IterableSource([grey, rgba])
+    source.open()
+    a, b = source.read(0.1), source.read(0.1)
+    assert a.image.shape == (48, 64, 3) and (a.image == 77).all()
+    np.testing.assert_array_equal(b.image, img(1))
 
 
 def test_close_closes_a_generator() -> None:
