@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from pathlib import Path
 
-import pytest
-import torch
+# Passive OpenMP waiting, as streamseg sets for its users (torch is imported below, before streamseg):
+# spinning worker threads make every test many times slower on a 2-core machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from helpers import (  # noqa: F401  (re-exported)
+import importlib.util  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from helpers import (  # noqa: E402  # noqa: F401  (re-exported)
     PARITY,
-    RELAY,
-    ROOT,
-    SHARED,
-    SYSTEM_PY,
     RtspRelay,
-    decode_index,
-    index_frame,
-    make_video,
     relay_unavailable_reason,
 )
 

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = "segnext_t_synth"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BACKENDS = ("torch", "openvino", "auto")
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class EngineConfig:
     num_classes: int | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    backend: str = "torch"  # torch (openvino: see the OpenVINO issue)
+    backend: str = "torch"  # torch | openvino (CPU only: pip install "streamseg[openvino]") | auto
     nmf_init: str = "fixed"  # reference | fixed | warm
     nmf_seed: int = 0
     warm_steps: int | None = None  # NMF iterations for warm starts (None = the model's 7)
@@ -52,7 +53,7 @@ class EngineConfig:
     compile: bool = False
     test_scale: tuple[int, int] | None = None
     slide: tuple[int, int] | None = None  # (crop, stride)
-    in_flight: int = 2  # CUDA batches in flight
+    in_flight: int = 2  # batches in flight (CUDA streams, OpenVINO infer requests)
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,20 @@ class _Pending:
     outputs: list[tuple[list[int], Tensor, Tensor | None, Tensor | None]]  # (frame positions, mask, conf, logits)
     done: Any
     started: float
+    options: tuple[bool, bool] = (False, False)  # (confidence, logits) asked for: OpenVINO batches finish later
+
+
+class _OpenVINODone:
+    """The ``query``/``synchronize`` of a CUDA event, over a batch's OpenVINO handles."""
+
+    def __init__(self, handles: list[Any]) -> None:
+        self.handles = handles
+
+    def query(self) -> bool:
+        return all(h.ready() for h in self.handles)
+
+    def synchronize(self) -> None:
+        return None  # _finish_openvino waits on each handle
 
 
 _FROM_CONFIG = object()
@@ -231,11 +246,27 @@ class Segmenter:
             cfg = replace(cfg, weights=None if weights is None else str(weights))
         if isinstance(model, str):
             cfg = replace(cfg, model=model)
-        if cfg.backend != "torch":
-            raise ConfigError(f"backend {cfg.backend!r} is not available in this version: use backend 'torch'")
+        if cfg.backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {cfg.backend!r}")
+        if cfg.backend == "auto":  # OpenVINO on a CPU where it is installed (measured faster), else torch
+            from streamseg.engine.openvino_backend import openvino_available
+
+            on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
+            cfg = replace(cfg, backend="openvino" if on_cpu and openvino_available() and not cfg.compile else "torch")
         self.config = cfg
-        self.device = _pick_device(cfg.device)
+        openvino = cfg.backend == "openvino"
+        if openvino and cfg.device not in ("auto", "cpu"):
+            raise ConfigError(
+                f"backend 'openvino' runs on the CPU, not {cfg.device!r}: use device 'cpu' or backend 'torch'"
+            )
+        if openvino and cfg.compile:
+            raise ConfigError("compile is a torch option: drop it with backend 'openvino' (OpenVINO compiles anyway)")
+        self.device = _pick_device("cpu" if openvino else cfg.device)
         self.precision = _pick_precision(cfg.precision, self.device)
+        if openvino and cfg.precision == "auto":
+            from streamseg.engine.openvino_backend import cpu_bf16_supported
+
+            self.precision = "bf16" if cpu_bf16_supported() else "fp32"  # OpenVINO's view of the CPU, not oneDNN's
         if isinstance(model, nn.Module):
             net = model.eval()
             n = int(getattr(net, "num_classes", cfg.num_classes or 0))
@@ -262,7 +293,7 @@ class Segmenter:
 
             net = fold_model(net)
         self.net = net.to(memory_format=torch.channels_last)
-        if cfg.fold and self.precision != "fp32" and not cfg.compile:
+        if cfg.fold and self.precision != "fp32" and not cfg.compile and not openvino:
             # Store conv weights in the compute dtype once, instead of autocast re-casting them every
             # forward (the same rounding autocast applies; measured ~15 % faster on CPU bf16).
             low = torch.bfloat16 if self.precision == "bf16" else torch.float16
@@ -272,6 +303,14 @@ class Segmenter:
         self._forward = self.net.forward_with_bases
         if cfg.compile:
             self._forward = torch.compile(self.net.forward_with_bases, dynamic=False)
+        self._ov = None
+        if openvino:
+            from streamseg.engine.openvino_backend import OpenVINOForward
+
+            self._ov = OpenVINOForward(
+                self.net, precision="f32" if self.precision == "fp32" else "bf16", num_requests=max(1, cfg.in_flight)
+            )
+            self._forward = self._ov
         self.bases = BasesPolicy(
             cfg.nmf_init,
             channels=int(self.net.ham_channels),
@@ -295,10 +334,11 @@ class Segmenter:
             self._copy_stream = torch.cuda.Stream(self.device)
             self._compute_stream = torch.cuda.Stream(self.device)
         log.info(
-            "engine: %s (%s) on %s, %s, nmf_init=%s, fold=%s, compile=%s",
+            "engine: %s (%s) on %s (%s), %s, nmf_init=%s, fold=%s, compile=%s",
             self.info.variant,
             self.info.weights,
             self.device,
+            cfg.backend,
             self.precision,
             cfg.nmf_init,
             cfg.fold,
@@ -355,7 +395,10 @@ class Segmenter:
         """
         frames = tuple(f if isinstance(f, Frame) else Frame(image=f) for f in batch.frames)
         images = [as_rgb_uint8(f.image, what=f"frame {f.source_id}/{f.index}") for f in frames]
-        while self._cuda and len(self._pending) >= max(1, self.config.in_flight):
+        async_ov = self._ov is not None and not self.info.slide
+        # warm starts need the previous batch's converged bases: one OpenVINO batch in flight then
+        limit = 1 if async_ov and self.bases.policy == "warm" else max(1, self.config.in_flight)
+        while (self._cuda or async_ov) and len(self._pending) >= limit:
             self._ready.append(self._finish(self._pending.popleft()))
         started = time.perf_counter()
         groups: dict[tuple[int, int], list[int]] = collections.defaultdict(list)
@@ -365,9 +408,15 @@ class Segmenter:
         for (h, w), positions in groups.items():
             stream_ids = [frames[p].source_id for p in positions]
             device_images = self._to_device([images[p] for p in positions])
+            if async_ov:
+                outputs.append(self._start_openvino(device_images, positions, stream_ids))
+                continue
             mask, conf, raw = self._run_group(device_images, stream_ids, confidence, logits)
             outputs.append((positions, mask, conf, raw))
-        if self._cuda:
+        if async_ov:
+            done = _OpenVINODone([handle for *_, handle in outputs])
+            self._pending.append(_Pending(frames, outputs, done, started, (confidence, logits)))
+        elif self._cuda:
             done = self._to_host_async(outputs)
             self._pending.append(_Pending(frames, outputs, done, started))
         else:
@@ -463,18 +512,47 @@ class Segmenter:
                     self.stats.compile_s += time.perf_counter() - t0
                     log.info("compiled for input %s in %.1f s", tuple(x.shape), time.perf_counter() - t0)
                 self.stats.shapes.add(key)
+                if self._ov is not None:
+                    self.stats.compile_s = self._ov.compile_s
                 self.bases.update(stream_ids, converged)
                 from_padded = True
-            logits = logits.float()
-            ids, conf = postprocess(logits, geo, from_padded=from_padded, confidence=confidence)
-            self._finite.append(torch.isfinite(logits).all())
-            mask = ids.to(torch.uint8 if self.mask_dtype == np.uint8 else torch.int16)
-            raw = None
-            if want_logits:
-                h8 = -(-geo.resized[0] // 8) if from_padded else logits.shape[2]
-                w8 = -(-geo.resized[1] // 8) if from_padded else logits.shape[3]
-                raw = logits[:, :, :h8, :w8]
+            return self._from_logits(logits, geo, from_padded, confidence, want_logits)
+
+    def _from_logits(
+        self, logits: Tensor, geo: Geometry, from_padded: bool, confidence: bool, want_logits: bool
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Mask (and confidence, raw logits) at the frame's size from the model's 1/8 logits."""
+        logits = logits.float()
+        ids, conf = postprocess(logits, geo, from_padded=from_padded, confidence=confidence)
+        self._finite.append(torch.isfinite(logits).all())
+        mask = ids.to(torch.uint8 if self.mask_dtype == np.uint8 else torch.int16)
+        raw = None
+        if want_logits:
+            h8 = -(-geo.resized[0] // 8) if from_padded else logits.shape[2]
+            w8 = -(-geo.resized[1] // 8) if from_padded else logits.shape[3]
+            raw = logits[:, :, :h8, :w8]
         return mask, conf, raw
+
+    @torch.inference_mode()
+    def _start_openvino(self, images: Tensor, positions: list[int], stream_ids: list[str]) -> tuple:
+        """Preprocess and start an OpenVINO forward; :meth:`_finish_openvino` collects it."""
+        geo = self._geometry(int(images.shape[1]), int(images.shape[2]))
+        x = preprocess(images, geo, self.mean, self.std)
+        bases, steps = self.bases.initial(stream_ids, self.device)
+        handle = self._ov.start(x, bases, steps)
+        self.stats.shapes.add((tuple(x.shape), steps))
+        self.stats.compile_s = self._ov.compile_s
+        return positions, stream_ids, geo, handle
+
+    @torch.inference_mode()
+    def _finish_openvino(self, pending: _Pending) -> list[Prediction]:
+        confidence, want_logits = pending.options
+        outputs = []
+        for positions, stream_ids, geo, handle in pending.outputs:
+            logits, converged = self._ov.wait(handle)
+            self.bases.update(stream_ids, converged)
+            outputs.append((positions, *self._from_logits(logits, geo, True, confidence, want_logits)))
+        return self._assemble(pending.frames, outputs, pending.started)
 
     def _slide(self, x: Tensor, stream_ids: list[str]) -> Tensor:
         """mmseg's slide inference: overlapping crop windows, logits averaged where they overlap."""
@@ -522,6 +600,8 @@ class Segmenter:
         return done
 
     def _finish(self, pending: _Pending) -> list[Prediction]:
+        if isinstance(pending.done, _OpenVINODone):
+            return self._finish_openvino(pending)
         pending.done.synchronize()  # the one host synchronisation: a result is handed out
         outputs = [(p, m, c, r) for p, m, c, r, *_ in pending.outputs]
         self._recycle_staging()
