@@ -84,14 +84,18 @@ class SyntheticDataset(IterableDataset):
         self.data, self.augment_cfg, self.start = data, augment_cfg, start
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        from streamseg.synth import random_sample
+        from streamseg.synth import SceneClip, random_sample
 
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         i = self.start + worker
         while True:
             rng = np.random.default_rng([self.data.seed, i])
-            img, mask = random_sample(rng, size=self.data.size)
+            if i % 2:  # a frame of a random clip: the distribution videos are checked on
+                clip = SceneClip(seed=int(rng.integers(2**31)), size=tuple(self.data.size))
+                img, mask = clip.frame(int(rng.integers(0, 600)))
+            else:  # an independent random scene: more layouts per sample
+                img, mask = random_sample(rng, size=self.data.size)
             q = int(rng.integers(self.data.jpeg_quality[0], self.data.jpeg_quality[1] + 1))
             ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
             img = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
