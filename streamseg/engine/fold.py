@@ -106,10 +106,14 @@ def fold_model(model: nn.Module) -> nn.Module:
         raise ValueError("fold_model needs an eval-mode model (BatchNorm running statistics are folded in)")
     folded = copy.deepcopy(model)
     backbone = folded.backbone
-    for i in range(1, len(backbone.depths) + 1):
+    for i in range(1, len(backbone.depths) + 1):  # parts already folded are kept: folding is idempotent
         embed = getattr(backbone, f"patch_embed{i}")
-        setattr(backbone, f"patch_embed{i}", FoldedStem(embed) if i == 1 else FoldedPatchEmbed(embed))
+        if isinstance(embed, StemConv):
+            setattr(backbone, f"patch_embed{i}", FoldedStem(embed))
+        elif isinstance(embed, OverlapPatchEmbed):
+            setattr(backbone, f"patch_embed{i}", FoldedPatchEmbed(embed))
         blocks = getattr(backbone, f"block{i}")
         for j, block in enumerate(blocks):
-            blocks[j] = FoldedBlock(block)
+            if isinstance(block, Block):
+                blocks[j] = FoldedBlock(block)
     return folded.eval()

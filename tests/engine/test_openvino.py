@@ -188,3 +188,22 @@ def test_missing_openvino_says_how_to_install(monkeypatch, model):
     with pytest.raises(BackendUnavailableError, match=r'pip install "streamseg\[openvino\]"') as info:
         OpenVINOForward(model)
     assert isinstance(info.value, ImportError)
+
+
+@pytest.mark.parametrize("policy", ["reference", "fixed", "warm"])
+def test_engine_backend_openvino_f32_gives_the_torch_masks(model, cache, monkeypatch, policy):
+    """Through the Segmenter (async requests, NMF policies): OpenVINO f32 masks equal torch fp32 masks."""
+    from streamseg.engine import Segmenter
+
+    monkeypatch.setenv("STREAMSEG_CACHE", str(cache))
+    rng = np.random.default_rng(0)
+    frames = [np.kron(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), np.ones((8, 8, 1), np.uint8)) for _ in range(3)]
+    opts = dict(precision="fp32", device="cpu", nmf_init=policy, test_scale=(128, 96))
+    torch_seg = Segmenter(None, model=model, backend="torch", **opts)
+    ov_seg = Segmenter(None, model=model, backend="openvino", **opts)
+    for seg in (torch_seg, ov_seg):
+        torch.manual_seed(0)
+        seg.masks = [p.mask for p in seg.segment(frames, stream_ids=["a", "b", "a"])]
+        seg.masks += [p.mask for p in seg.segment(frames[:1], stream_ids=["a"])]  # warm: second batch
+    for a, b in zip(torch_seg.masks, ov_seg.masks):
+        assert (a == b).mean() > 0.999
