@@ -8,6 +8,7 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -134,3 +135,66 @@ def relay_unavailable_reason() -> str | None:
     return None
 
 
+class RtspPublisher(threading.Thread):
+    """Publishes index-coded frames ``first, first+1, ...`` to an RTSP URL in real time (like a camera).
+
+    ``count=None`` publishes until :meth:`stop`. With ``persist=True`` a lost
+    connection (server restart) is retried, continuing the indices.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        first: int = 0,
+        count: int | None = None,
+        fps: int = 25,
+        size: tuple[int, int] = (64, 48),
+        persist: bool = False,
+    ) -> None:
+        super().__init__(daemon=True, name=f"publisher-{url}")
+        self.url, self.first, self.count, self.fps, self.size, self.persist = url, first, count, fps, size, persist
+        self.connected = threading.Event()
+        self.sent: list[int] = []
+        self.next_index = first
+        self.errors: list[BaseException] = []
+        self._halt = threading.Event()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(10)
+
+    def run(self) -> None:
+        while not self._halt.is_set() and not self._done():
+            try:
+                self._session()
+            except Exception as exc:  # BrokenPipe / ConnectionRefused while the server is away
+                self.errors.append(exc)
+                if not self.persist:
+                    return
+                self._halt.wait(0.2)
+
+    def _done(self) -> bool:
+        return self.count is not None and self.next_index >= self.first + self.count
+
+    def _session(self) -> None:
+        import av
+
+        with av.open(self.url, "w", format="rtsp", options={"rtsp_transport": "tcp"}, timeout=(5, 5)) as out:
+            stream = out.add_stream("libx264", rate=self.fps)
+            stream.width, stream.height, stream.pix_fmt = *self.size, "yuv420p"
+            stream.options = {"preset": "ultrafast", "tune": "zerolatency", "crf": "18"}
+            stream.codec_context.gop_size = 15
+            stream.codec_context.time_base = Fraction(1, self.fps)
+            t0, n = time.monotonic(), 0
+            while not self._halt.is_set() and not self._done():
+                frame = av.VideoFrame.from_ndarray(index_frame(self.next_index, *self.size), format="rgb24")
+                frame.pts = n
+                for packet in stream.encode(frame):
+                    out.mux(packet)  # connects on the first mux
+                self.connected.set()
+                self.sent.append(self.next_index)
+                self.next_index, n = self.next_index + 1, n + 1
+                self._halt.wait(max(0.0, t0 + n / self.fps - time.monotonic()))
+            for packet in stream.encode():
+                out.mux(packet)

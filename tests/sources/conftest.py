@@ -5,15 +5,13 @@ from __future__ import annotations
 import functools
 import http.server
 import threading
-import time
 from collections.abc import Iterator, Sequence
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import index_frame
+from helpers import RtspPublisher
 
 
 def write_rotated_video(
@@ -45,71 +43,6 @@ def write_rotated_video(
 @pytest.fixture
 def rotated_video():
     return write_rotated_video
-
-
-class RtspPublisher(threading.Thread):
-    """Publishes index-coded frames ``first, first+1, ...`` to an RTSP URL in real time (like a camera).
-
-    ``count=None`` publishes until :meth:`stop`. With ``persist=True`` a lost
-    connection (server restart) is retried, continuing the indices.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        first: int = 0,
-        count: int | None = None,
-        fps: int = 25,
-        size: tuple[int, int] = (64, 48),
-        persist: bool = False,
-    ) -> None:
-        super().__init__(daemon=True, name=f"publisher-{url}")
-        self.url, self.first, self.count, self.fps, self.size, self.persist = url, first, count, fps, size, persist
-        self.connected = threading.Event()
-        self.sent: list[int] = []
-        self.next_index = first
-        self.errors: list[BaseException] = []
-        self._halt = threading.Event()
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(10)
-
-    def run(self) -> None:
-        while not self._halt.is_set() and not self._done():
-            try:
-                self._session()
-            except Exception as exc:  # BrokenPipe / ConnectionRefused while the server is away
-                self.errors.append(exc)
-                if not self.persist:
-                    return
-                self._halt.wait(0.2)
-
-    def _done(self) -> bool:
-        return self.count is not None and self.next_index >= self.first + self.count
-
-    def _session(self) -> None:
-        import av
-
-        with av.open(self.url, "w", format="rtsp", options={"rtsp_transport": "tcp"}, timeout=(5, 5)) as out:
-            stream = out.add_stream("libx264", rate=self.fps)
-            stream.width, stream.height, stream.pix_fmt = *self.size, "yuv420p"
-            stream.options = {"preset": "ultrafast", "tune": "zerolatency", "crf": "18"}
-            stream.codec_context.gop_size = 15
-            stream.codec_context.time_base = Fraction(1, self.fps)
-            t0, n = time.monotonic(), 0
-            while not self._halt.is_set() and not self._done():
-                frame = av.VideoFrame.from_ndarray(index_frame(self.next_index, *self.size), format="rgb24")
-                frame.pts = n
-                for packet in stream.encode(frame):
-                    out.mux(packet)  # connects on the first mux
-                self.connected.set()
-                self.sent.append(self.next_index)
-                self.next_index, n = self.next_index + 1, n + 1
-                self._halt.wait(max(0.0, t0 + n / self.fps - time.monotonic()))
-            for packet in stream.encode():
-                out.mux(packet)
 
 
 @pytest.fixture
