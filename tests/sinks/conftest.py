@@ -6,11 +6,6 @@ with ``--import-mode=importlib`` the name ``conftest`` means ``tests/conftest.py
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import time
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -135,57 +130,3 @@ def probe_video():
     """``probe_video(path)``: frames, times (s), duration (s), size and images of a video file."""
     return _probe
 
-
-def _need_tool(name: str) -> str | None:
-    return None if shutil.which(name) else name
-
-
-@pytest.fixture
-def xvfb(tmp_path: Path) -> Iterator[str]:
-    """A real X server (Xvfb) on a free display; yields the DISPLAY string.
-
-    Skipped with the reason when Xvfb, ImageMagick's ``import`` or ``xdotool``
-    is missing, except under ``CI=true`` where that is a failure. Tests run the
-    OpenCV window in a child process: Qt keeps its X connection for the life of
-    a process and aborts it when that server goes away.
-    """
-    missing = [tool for tool in ("Xvfb", "import", "xdotool") if _need_tool(tool)]
-    if missing:
-        reason = f"display tests need {', '.join(missing)}: apt-get install xvfb imagemagick xdotool"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    read_fd, write_fd = os.pipe()
-    log = open(tmp_path / "xvfb.log", "wb")
-    # -noreset: a bare Xvfb resets when its last client leaves, and a window opened
-    # during that reset fails; the readiness check below is such a client.
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "640x480x24", "-nolisten", "tcp", "-noreset"],
-        pass_fds=(write_fd,),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    os.close(write_fd)
-    try:
-        with os.fdopen(read_fd) as pipe:
-            number = pipe.readline().strip()
-        if not number.isdigit():
-            raise RuntimeError(f"Xvfb did not start, see {tmp_path / 'xvfb.log'}")
-        display = f":{number}"
-        # Xvfb announces its number slightly before it serves clients (measured: 1 window in
-        # 20 then failed to connect); wait until a real client gets an answer.
-        env = {**os.environ, "DISPLAY": display}
-        deadline = time.monotonic() + 10
-        while subprocess.run(["xdotool", "getdisplaygeometry"], env=env, capture_output=True).returncode:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"Xvfb on {display} never answered, see {tmp_path / 'xvfb.log'}")
-            time.sleep(0.05)
-        yield display
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
