@@ -179,7 +179,6 @@ class _SourceWorker:
         self.queue: queue.Queue = queue.Queue(maxsize=size)
         self.max_age = cfg.max_age_ms / 1000.0 if cfg.max_age_ms else None
         self.dropped = 0
-        self.ended = False  # set by the engine thread when it takes _END
         self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name=f"streamseg-source-{self.id}", daemon=True)
 
@@ -608,7 +607,6 @@ class Pipeline:
                         continue
                     if item is _END:
                         active.remove(worker)
-                        worker.ended = True
                         took = True
                         break
                     if item.discontinuity:

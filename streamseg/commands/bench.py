@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1, help="frames per call (default 1)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--precision", default=None, help="fp32, bf16, fp16 (default: fastest for the device)")
-    parser.add_argument("--backend", default="torch", help="inference backend (default torch)")
+    parser.add_argument("--backend", default="auto", help="torch, openvino or auto (default: the fastest installed for the device)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (warm-up time reported)")
     parser.add_argument("--no-fold", action="store_true", help="do not fold BatchNorm/layer scale")
     parser.add_argument("--nmf-init", default="fixed", help="reference, fixed or warm (default fixed)")
