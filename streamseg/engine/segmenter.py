@@ -54,6 +54,7 @@ class EngineConfig:
     test_scale: tuple[int, int] | None = None
     slide: tuple[int, int] | None = None  # (crop, stride)
     in_flight: int = 2  # batches in flight (CUDA streams, OpenVINO infer requests)
+    openvino_hint: str | None = None  # LATENCY | THROUGHPUT; None: LATENCY, THROUGHPUT inside a pipeline
 
 
 @dataclass(frozen=True)
@@ -308,7 +309,10 @@ class Segmenter:
             from streamseg.engine.openvino_backend import OpenVINOForward
 
             self._ov = OpenVINOForward(
-                self.net, precision="f32" if self.precision == "fp32" else "bf16", num_requests=max(1, cfg.in_flight)
+                self.net,
+                precision="f32" if self.precision == "fp32" else "bf16",
+                num_requests=max(1, cfg.in_flight),
+                performance_hint=cfg.openvino_hint or "LATENCY",
             )
             self._forward = self._ov
         self.bases = BasesPolicy(
