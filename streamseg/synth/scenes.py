@@ -80,7 +80,7 @@ _TEXTURES: dict[int, tuple[tuple[str, ...], tuple[float, ...]]] = {
     6: (("stripes", "noise", "checker"), (0.45, 0.30, 0.25)),
     7: (("noise", "dots"), (0.75, 0.25)),
 }
-_HUE_SPREAD = 32.0  # degrees either side of the class centre (centres 51 apart): neighbours overlap
+_HUE_SPREAD = 20.0  # degrees either side of the class centre (centres 51 apart); second colours overlap
 
 
 def _rng(seed: int, purpose: int, index: int = 0) -> np.random.Generator:
