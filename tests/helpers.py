@@ -198,3 +198,16 @@ class RtspPublisher(threading.Thread):
                 self._halt.wait(max(0.0, t0 + n / self.fps - time.monotonic()))
             for packet in stream.encode():
                 out.mux(packet)
+
+
+def scene(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth, real-looking RGB image (gradients + blobs), not noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.zeros((h, w, 3), np.float32)
+    for c in range(3):
+        img[..., c] = 128 + 60 * np.sin(xx / (w / rng.uniform(1, 4)) + c) * np.cos(yy / (h / rng.uniform(1, 4)))
+    for _ in range(6):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.05, 0.3) * min(h, w)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 255, 3)
+    return np.clip(img, 0, 255).astype(np.uint8)

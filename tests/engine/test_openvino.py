@@ -16,7 +16,7 @@ from streamseg.engine.openvino_backend import OpenVINOForward, cpu_bf16_supporte
 from streamseg.errors import BackendUnavailableError, ConfigError, InputError
 from streamseg.model import build_segnext, load_checkpoint
 
-from helpers import PARITY
+from helpers import PARITY, scene
 
 pytest.importorskip("openvino", reason='optional backend: pip install "streamseg[openvino]" (CI installs it)')
 
@@ -54,19 +54,6 @@ def x():
 @pytest.fixture(scope="module")
 def bases():
     return torch.from_numpy(np.load(FIX / "nmf_bases.npy"))
-
-
-def scene(h: int, w: int, seed: int) -> np.ndarray:
-    """A smooth, real-looking RGB image (gradients and flat blobs), not noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.zeros((h, w, 3), np.float32)
-    for c in range(3):
-        img[..., c] = 128 + 60 * np.sin(xx / (w / rng.uniform(1, 4)) + c) * np.cos(yy / (h / rng.uniform(1, 4)))
-    for _ in range(6):
-        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.05, 0.3) * min(h, w)
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 255, 3)
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def normalised(img: np.ndarray) -> torch.Tensor:

@@ -13,6 +13,8 @@ from streamseg.engine import Segmenter
 from streamseg.errors import ConfigError, InputError, NumericalError
 from streamseg.model import build_segnext, load_checkpoint
 
+from helpers import scene
+
 MEAN = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
 STD = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
 
@@ -22,19 +24,6 @@ def parity_model(parity_checkpoint):
     model = build_segnext("segnext_t", num_classes=150)
     load_checkpoint(model, parity_checkpoint)
     return model.eval()
-
-
-def scene(h: int, w: int, seed: int = 0) -> np.ndarray:
-    """A smooth, real-looking RGB image (gradients + blobs), not noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.zeros((h, w, 3), np.float32)
-    for c in range(3):
-        img[..., c] = 128 + 60 * np.sin(xx / (w / rng.uniform(1, 4)) + c) * np.cos(yy / (h / rng.uniform(1, 4)))
-    for _ in range(6):
-        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.05, 0.3) * min(h, w)
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 255, 3)
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def reference_mask(model, img: np.ndarray, scale=(2048, 512)) -> np.ndarray:
