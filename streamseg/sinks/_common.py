@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 import time
 from collections import deque
 from fractions import Fraction
+from pathlib import Path
 from statistics import median_low
 from typing import Any
 
@@ -81,6 +83,16 @@ def check_options(mode: str, alpha: float, fps: float) -> tuple[str, float, Frac
     if fps_f <= 0:
         raise ConfigError(f"fps must be > 0, got {fps}")
     return mode, alpha, fps_f
+
+
+def ensure_writable_dir(directory: Path, what: str, hint: str) -> None:
+    """Create ``directory`` and prove it takes a file (as root, permissions never refuse: only a write tells)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise SinkError(f"{what}: {exc.strerror or exc}; {hint}") from exc
 
 
 class BaseSink:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import warnings
 import zipfile
 from array import array
@@ -34,7 +33,14 @@ import numpy as np
 
 from streamseg.draw import colorize as colorize_mask
 from streamseg.errors import ConfigError, SinkError
-from streamseg.sinks._common import PLACEHOLDER, SINKS, BaseSink, fill_placeholder, safe_source_id
+from streamseg.sinks._common import (
+    PLACEHOLDER,
+    SINKS,
+    BaseSink,
+    ensure_writable_dir,
+    fill_placeholder,
+    safe_source_id,
+)
 from streamseg.sinks.base import SinkContext
 from streamseg.types import Prediction
 
@@ -150,16 +156,9 @@ class MaskSink(BaseSink):
         self._ensure_dir(root)
 
     def _ensure_dir(self, directory: Path) -> None:
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            # As root, permissions never refuse; a real write is the only honest check.
-            with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-"):
-                pass
-        except OSError as exc:
-            raise SinkError(
-                f"{self.name}: cannot write masks into {directory}: {exc.strerror or exc}; "
-                "pass a writable directory (masks:DIR)"
-            ) from exc
+        ensure_writable_dir(
+            directory, f"{self.name}: cannot write masks into {directory}", "pass a writable directory (masks:DIR)"
+        )
 
     def _directory_for(self, source_id: str, per_source: bool) -> Path:
         if PLACEHOLDER in self.target:

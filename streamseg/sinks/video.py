@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -57,6 +56,7 @@ from streamseg.sinks._common import (
     BaseSink,
     Timeline,
     check_options,
+    ensure_writable_dir,
     fill_placeholder,
     safe_source_id,
 )
@@ -170,14 +170,7 @@ class VideoSink(BaseSink):
         parent = self.path.parent
         if PLACEHOLDER in str(parent):
             parent = Path(str(parent).split(PLACEHOLDER)[0] or ".")
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=parent, prefix=".probe-"):
-                pass
-        except OSError as exc:
-            raise SinkError(
-                f"{self.name}: cannot write into {parent}: {exc.strerror or exc}; pass a writable path (video:PATH)"
-            ) from exc
+        ensure_writable_dir(parent, f"{self.name}: cannot write into {parent}", "pass a writable path (video:PATH)")
 
     # -- routing ---------------------------------------------------------------
 
