@@ -14,7 +14,7 @@ import logging
 import sys
 from typing import Sequence
 
-from streamseg.errors import ConfigError, StreamsegError
+from streamseg.errors import CheckpointError, ConfigError, StreamsegError, WeightsNotFoundError
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub_args = sub_parser.parse_args(rest)
     try:
         return int(module.run(sub_args) or 0)
-    except ConfigError as exc:
+    except (ConfigError, CheckpointError, WeightsNotFoundError) as exc:  # what the user asked for is wrong
         print(f"streamseg {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ __all__ = [
     "SourceError",
     "SinkError",
     "NumericalError",
+    "OutOfMemoryError",
     "StageError",
     "BackendUnavailableError",
 ]
@@ -56,6 +57,10 @@ class SinkError(StreamsegError, OSError):
 
 class NumericalError(StreamsegError, FloatingPointError):
     """The model produced NaN or Inf: the weights or the input are broken."""
+
+
+class OutOfMemoryError(StreamsegError, MemoryError):
+    """Even one frame does not fit in the device's memory at the model's test scale."""
 
 
 class BackendUnavailableError(StreamsegError, ImportError):

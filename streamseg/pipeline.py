@@ -302,9 +302,7 @@ class _SinkWorker:
                 try:
                     item = self.queue.get(timeout=_TICK)
                 except queue.Empty:
-                    if p._stop.is_set() and p._failed.is_set():
-                        break
-                    continue
+                    continue  # the engine always ends with _END, even after a failure elsewhere
                 if item is _END:
                     break
                 t0 = time.perf_counter()
@@ -327,20 +325,18 @@ class _SinkWorker:
                 p._fail(f"sink {self.name} (close)", exc)
 
     def put(self, pred: Prediction) -> None:
-        stop = self.pipeline._stop
         if self.policy == "drop":
             try:
                 self.queue.put_nowait(pred)
             except queue.Full:
                 self.dropped += 1
             return
-        while not (stop.is_set() and self.pipeline._failed.is_set()):
+        while self.thread.is_alive():  # a healthy sink gets every segmented frame, even when another failed
             try:
                 self.queue.put(pred, timeout=_TICK)
                 return
             except queue.Full:
-                if not self.thread.is_alive():
-                    return
+                pass
 
     def put_end(self) -> None:
         while self.thread.is_alive():
@@ -348,11 +344,7 @@ class _SinkWorker:
                 self.queue.put(_END, timeout=_TICK)
                 return
             except queue.Full:
-                if self.pipeline._failed.is_set():
-                    try:
-                        self.queue.get_nowait()
-                    except queue.Empty:
-                        pass
+                pass
 
 
 class _QueueSink:

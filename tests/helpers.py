@@ -84,13 +84,13 @@ def make_video(
 class RtspRelay:
     """The shared relay (``../shared/tools/rtsp_relay.py``) as a child process; restartable on its port."""
 
-    def __init__(self, log_path: Path, port: int = 0) -> None:
-        self.port, self.log_path, self.proc = port, log_path, None
+    def __init__(self, log_path: Path, port: int = 0, idle_timeout: float = 3) -> None:
+        self.port, self.log_path, self.proc, self.idle_timeout = port, log_path, None, idle_timeout
 
     def start(self, timeout: float = 10.0) -> "RtspRelay":
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(
-                [SYSTEM_PY, str(RELAY), "--port", str(self.port), "--idle-timeout", "3", "-v"],
+                [SYSTEM_PY, str(RELAY), "--port", str(self.port), "--idle-timeout", str(self.idle_timeout), "-v"],
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
@@ -159,10 +159,24 @@ class RtspPublisher(threading.Thread):
         self.next_index = first
         self.errors: list[BaseException] = []
         self._halt = threading.Event()
+        self._stall_s = 0.0
+        self._burst = False
+        self._restart = threading.Event()
 
     def stop(self) -> None:
         self._halt.set()
         self.join(10)
+
+    def stall(self, seconds: float, *, burst: bool = False) -> None:
+        """Send nothing for ``seconds``. A frozen camera (default): pts jump over the gap. ``burst``: a
+        stalled network; the frames captured meanwhile arrive at once afterwards."""
+        self._burst = burst
+        self._stall_s = seconds
+
+    def resize(self, size: tuple[int, int]) -> None:
+        """Go on at another resolution: the session ends and a new one (new stream parameters) starts."""
+        self.size = size
+        self._restart.set()
 
     def run(self) -> None:
         while not self._halt.is_set() and not self._done():
@@ -187,7 +201,12 @@ class RtspPublisher(threading.Thread):
             stream.codec_context.gop_size = 15
             stream.codec_context.time_base = Fraction(1, self.fps)
             t0, n = time.monotonic(), 0
-            while not self._halt.is_set() and not self._done():
+            while not self._halt.is_set() and not self._done() and not self._restart.is_set():
+                if self._stall_s:
+                    stalled, self._stall_s = self._stall_s, 0.0
+                    self._halt.wait(stalled)
+                    if not self._burst:
+                        n += round(stalled * self.fps)  # the clock went on; the next frame is due now
                 frame = av.VideoFrame.from_ndarray(index_frame(self.next_index, *self.size), format="rgb24")
                 frame.pts = n
                 for packet in stream.encode(frame):
@@ -198,6 +217,7 @@ class RtspPublisher(threading.Thread):
                 self._halt.wait(max(0.0, t0 + n / self.fps - time.monotonic()))
             for packet in stream.encode():
                 out.mux(packet)
+        self._restart.clear()
 
 
 def scene(h: int, w: int, seed: int = 0) -> np.ndarray:

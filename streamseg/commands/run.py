@@ -1,6 +1,6 @@
 """``streamseg run [CONFIG.yaml] --source URI ... --sink KIND:TARGET ...``: run a pipeline.
 
-Exit codes: 0 done, 1 runtime failure, 2 bad configuration, 130 SIGINT, 143 SIGTERM.
+Exit codes: 0 done, 1 runtime failure, 2 bad configuration or weights, 130 SIGINT, 143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from streamseg.config import apply_overrides, load_yaml, parse_set
-from streamseg.errors import ConfigError, StageError
+from streamseg.errors import CheckpointError, ConfigError, StageError, WeightsNotFoundError
 
 log = logging.getLogger(__name__)
+
+_USAGE_ERRORS = (ConfigError, CheckpointError, WeightsNotFoundError)  # exit 2: fix the command, not the world
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,28 +89,30 @@ def run(args: argparse.Namespace) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     bar = _progress(pipeline, cfg, enabled=cfg.progress and not args.no_progress)
+    error: StageError | None = None
     try:
         pipeline._on_progress = bar.update if bar else None
         stats = pipeline.run()
     except StageError as exc:
-        if received:
-            return 128 + received[0]
-        cause = exc.__cause__
-        if isinstance(cause, ConfigError):
-            raise cause from None
-        print(f"streamseg run: error in {exc}", file=sys.stderr)
-        return 1
+        error, stats = exc, pipeline.stats  # the counts of what was done still get reported
     finally:
         if bar:
             bar.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
+    if error is not None and isinstance(error.__cause__, _USAGE_ERRORS) and not received:
+        raise error.__cause__ from None
     summary = stats.as_dict()
+    if error is not None and not received:
+        summary["error"] = str(error)
     if cfg.stats_json:
         Path(cfg.stats_json).write_text(json.dumps(summary, indent=2))
     _print_summary(summary)
     if args.json:
         print(json.dumps(summary))
+    if "error" in summary:
+        print(f"streamseg run: error in {error}", file=sys.stderr)
+        return 1
     return 128 + received[0] if received else 0
 
 

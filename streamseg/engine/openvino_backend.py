@@ -147,9 +147,12 @@ class OpenVINOHandle:
     request: Any = None
     buffers: tuple[np.ndarray, ...] = ()  # inputs and outputs the request reads/writes in place: kept alive here
     result: tuple[Tensor, Tensor] | None = None
+    parts: list["OpenVINOHandle"] = field(default_factory=list)  # a split batch: one handle per frame
 
     def ready(self) -> bool:
         """True once :meth:`OpenVINOForward.wait` would not block (for non-blocking polls)."""
+        if self.parts:
+            return all(p.ready() for p in self.parts)
         return self.request is None or bool(self.request.wait_for(0))
 
 
@@ -179,6 +182,7 @@ class OpenVINOForward:
         weights_key: str | None = None,
         num_requests: int = 2,
         performance_hint: str = "LATENCY",
+        split_batches: bool = True,
     ) -> None:
         """Wrap an eval-mode SegNeXt (folded or not); nothing is converted until the first forward.
 
@@ -187,7 +191,9 @@ class OpenVINOForward:
         it the state dict is hashed. ``num_requests``: forwards per input shape that may be in
         flight before :meth:`start` waits for the oldest. ``performance_hint``: ``LATENCY`` (one
         forward uses every core) or ``THROUGHPUT`` (concurrent forwards on separate cores: more
-        frames/s with several in flight, each one slower).
+        frames/s with several in flight, each one slower). ``split_batches``: a batch of B runs as
+        B one-frame requests, so one model is compiled per frame size rather than per (batch, size):
+        live sources make partial batches of every size, and each compiled size holds tens of MB.
         """
         ov = _import_openvino()
         precision = {"fp32": "f32"}.get(precision, precision)  # the engine's spelling
@@ -207,6 +213,7 @@ class OpenVINOForward:
         self.model = model
         self.precision = precision
         self.num_requests = num_requests
+        self.split_batches = bool(split_batches)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         self.default_steps = _eval_steps(model)
         self.channels = int(getattr(model, "ham_channels", 0)) or None
@@ -240,12 +247,21 @@ class OpenVINOForward:
         if self.channels and self.rank and tuple(bases.shape[1:]) != (self.channels, self.rank):
             raise InputError(f"NMF bases must be (B, {self.channels}, {self.rank}), got {tuple(bases.shape)}")
         b, _, h, w = (int(s) for s in x.shape)
-        key = (b, h, w, self.default_steps if steps is None else int(steps))
+        steps = self.default_steps if steps is None else int(steps)
+        if b > 1 and self.split_batches:
+            pool = b * self.num_requests  # num_requests split batches in flight
+            parts = [self._start_one(x[i : i + 1], bases[i : i + 1], (1, h, w, steps), pool) for i in range(b)]
+            return OpenVINOHandle((b, h, w, steps), parts=parts)
+        return self._start_one(x, bases, (b, h, w, steps), self.num_requests)
+
+    def _start_one(self, x: Tensor, bases: Tensor, key: tuple[int, int, int, int], pool: int) -> OpenVINOHandle:
         entry = self._compiled.get(key) or self._compile(key, int(bases.shape[1]), int(bases.shape[2]))
         x_nhwc = x.detach().to("cpu", torch.float32).permute(0, 2, 3, 1).contiguous().numpy()  # a view if channels_last
         b_np = bases.detach().to("cpu", torch.float32).contiguous().numpy()
         logits = np.empty(entry.logits_shape, np.float32)
         converged = np.empty(entry.bases_shape, np.float32)
+        if not entry.idle and len(entry.in_flight) < pool:
+            entry.idle.append(entry.compiled.create_infer_request())  # split batches: one request per frame
         if not entry.idle:  # every request of this shape is busy: collect the oldest so its request can be reused
             self._collect(entry.in_flight[0])
         request = entry.idle.pop()
@@ -263,6 +279,10 @@ class OpenVINOForward:
 
     def wait(self, handle: OpenVINOHandle) -> tuple[Tensor, Tensor]:
         """Block until ``handle`` is done: ``(logits (B,K,ceil(H/8),ceil(W/8)) float32, converged bases (B,D,R))``."""
+        if handle.parts:
+            results = [self.wait(p) for p in handle.parts]
+            handle.parts = []
+            return torch.cat([r[0] for r in results]), torch.cat([r[1] for r in results])
         if handle.result is None and handle.request is not None:
             self._collect(handle)
         result, handle.result = handle.result, None

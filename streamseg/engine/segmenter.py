@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from streamseg.frames import as_rgb_uint8
 from streamseg.engine.nmf_init import BasesPolicy
 from streamseg.engine.preprocess import Geometry, postprocess, preprocess
-from streamseg.errors import ConfigError, NumericalError
+from streamseg.errors import ConfigError, NumericalError, OutOfMemoryError
 from streamseg.types import Batch, Frame, Prediction
 
 __all__ = ["EngineConfig", "ModelInfo", "Segmenter", "load_model", "DEFAULT_WEIGHTS"]
@@ -332,6 +332,7 @@ class Segmenter:
         self._ready: collections.deque[list[Prediction]] = collections.deque()
         self._staging: dict[tuple[int, ...], list[Tensor]] = {}
         self._in_copy: list[tuple[Any, tuple[int, ...], Tensor]] = []
+        self.max_group: int | None = None  # set after an out-of-memory: larger groups are split
         if self._cuda:
             torch.backends.cuda.matmul.allow_tf32 = self.precision != "fp32"
             torch.backends.cudnn.allow_tf32 = self.precision != "fp32"
@@ -415,7 +416,7 @@ class Segmenter:
             if async_ov:
                 outputs.append(self._start_openvino(device_images, positions, stream_ids))
                 continue
-            mask, conf, raw = self._run_group(device_images, stream_ids, confidence, logits)
+            mask, conf, raw = self._run_group_fitting(device_images, stream_ids, confidence, logits)
             outputs.append((positions, mask, conf, raw))
         if async_ov:
             done = _OpenVINODone([handle for *_, handle in outputs])
@@ -491,6 +492,40 @@ class Segmenter:
             else:
                 keep.append((ready, shape, host))
         self._in_copy = keep
+
+    def _run_group_fitting(
+        self, images: Tensor, stream_ids: list[str], confidence: bool, want_logits: bool
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """:meth:`_run_group`, halving the group while the device runs out of memory.
+
+        The smaller size is remembered (``max_group``) so later batches do not fail
+        first; a single frame that does not fit is an :class:`OutOfMemoryError`.
+        """
+        n = int(images.shape[0])
+        if self.max_group is not None and n > self.max_group:
+            k = self.max_group
+            parts = [
+                self._run_group_fitting(images[i : i + k], stream_ids[i : i + k], confidence, want_logits)
+                for i in range(0, n, k)
+            ]
+            return tuple(None if p[0] is None else torch.cat(p) for p in zip(*parts))  # type: ignore[return-value]
+        try:
+            return self._run_group(images, stream_ids, confidence, want_logits)
+        except (RuntimeError, MemoryError) as exc:
+            if not _is_out_of_memory(exc):
+                raise
+            if self._cuda:
+                torch.cuda.empty_cache()
+            if n == 1:
+                h, w = int(images.shape[1]), int(images.shape[2])
+                raise OutOfMemoryError(
+                    f"out of memory segmenting one {w}x{h} frame on {self.device} "
+                    f"(test scale {self.info.test_scale}): free device memory, use a smaller model "
+                    "or a smaller test scale"
+                ) from exc
+            self.max_group = max(1, n // 2)
+            log.warning("out of memory with %d frames on %s: groups of %d from now on", n, self.device, self.max_group)
+            return self._run_group_fitting(images, stream_ids, confidence, want_logits)
 
     @torch.inference_mode()
     def _run_group(
@@ -661,3 +696,11 @@ def iter_batches(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """torch's CUDA OOM, a CPU allocator failure, or Python's MemoryError."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc).lower()
+    return "out of memory" in text or "can't allocate memory" in text

@@ -78,19 +78,25 @@ class _NpzWriter:
 
     def __init__(self, path: Path, compress: bool = True) -> None:
         self.path = path
-        self._file = open(path, "wb")
+        self._file = open(path, "wb", buffering=0)  # unbuffered: a failed write leaves nothing pending
         method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
         self._zip = zipfile.ZipFile(self._file, "w", method, compresslevel=1 if compress else None)
         self.count = 0
 
     def add(self, key: str, array: np.ndarray) -> None:
-        with warnings.catch_warnings():
-            # A repeated frame index adds a second entry; readers take the last one, like an overwritten PNG.
-            warnings.filterwarnings("ignore", "Duplicate name", UserWarning)
-            with self._zip.open(f"{key}.npy", "w", force_zip64=array.nbytes > 2**31) as f:
-                np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+        entries, start = len(self._zip.filelist), getattr(self._zip, "start_dir", None)
+        try:
+            with warnings.catch_warnings():
+                # A repeated frame index adds a second entry; readers take the last one, like an overwritten PNG.
+                warnings.filterwarnings("ignore", "Duplicate name", UserWarning)
+                with self._zip.open(f"{key}.npy", "w", force_zip64=array.nbytes > 2**31) as f:
+                    np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+            self._checkpoint()
+        except OSError:
+            if start is not None:
+                self._roll_back(entries, start)
+            raise
         self.count += 1
-        self._checkpoint()
         if self.count == _NPZ_WARN_AT:
             log.warning(
                 "%s holds %d frames; each frame now rewrites a large zip index: "
@@ -113,6 +119,19 @@ class _NpzWriter:
         self._zip.fp.seek(self._zip.start_dir)
         writer()
         self._file.flush()
+
+    def _roll_back(self, entries: int, start: int) -> None:
+        """Forget a half-written entry (disk full) and restore the previous end record: the file stays valid."""
+        for info in self._zip.filelist[entries:]:
+            self._zip.NameToInfo.pop(info.filename, None)
+        del self._zip.filelist[entries:]
+        self._zip.start_dir = start
+        self._zip._writing = False  # type: ignore[attr-defined]
+        try:
+            self._file.truncate(start)
+            self._checkpoint()
+        except OSError as exc:
+            log.error("%s: could not restore the zip index after a failed write: %s", self.path, exc)
 
     def close(self) -> None:
         try:

@@ -34,14 +34,20 @@ Choices, each measured with PyAV 18 / FFmpeg 8 (see ``tests/sinks/test_video.py`
 * **Several sources** each get their own file: ``out.mp4`` becomes
   ``out.<source_id>.mp4`` (see :mod:`streamseg.sinks`).
 
+* **Disk full** (or a file-size limit): the failing write is a SinkError that
+  says so, and a fragmented MP4 is cut back to its last complete fragment, so the
+  file still plays every frame written up to about a second before the failure.
+
 ``close()`` flushes the encoder and finishes the container; it is idempotent
 and runs the same after an exception or a KeyboardInterrupt in the pipeline.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import struct
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -106,6 +112,7 @@ class _Output:
         self.timeline: Timeline | None = None
         self.size: tuple[int, int] = (0, 0)  # (w, h) of the first rendered frame
         self.resized_warned = False
+        self.full = False  # the disk filled up: nothing more is written, the file was trimmed
 
 
 @SINKS.register("video")
@@ -213,7 +220,7 @@ class VideoSink(BaseSink):
         options = dict(FRAGMENTED_MP4_OPTIONS) if self.fragmented and fmt in _MP4_FORMATS else {"flush_packets": "1"}
         try:
             out.path.parent.mkdir(parents=True, exist_ok=True)
-            out.file = open(out.path, "wb")
+            out.file = open(out.path, "wb", buffering=0)  # FFmpeg buffers; a failed write surfaces at once
         except OSError as exc:
             raise SinkError(
                 f"{self.name}: cannot create {out.path}: {exc.strerror or exc}; pass a writable path"
@@ -261,17 +268,32 @@ class VideoSink(BaseSink):
                 image.shape[0],
             )
         assert out.timeline is not None
+        if out.full:
+            raise SinkError(f"{self.name}: {out.path} cannot grow (the disk was full); free space and run again")
         vf = av.VideoFrame.from_ndarray(fit_frame(image, out.size, self._align), format="rgb24")
         vf.pts = out.timeline.pts(frame)
         vf.time_base = out.timeline.time_base
         try:
             self._mux(out, out.stream.encode(vf))
         except (av.FFmpegError, OSError) as exc:
+            if _is_disk_full(exc):
+                raise self._disk_full(out, exc, f"at frame {frame.index} of source {frame.source_id!r}") from exc
             raise SinkError(
-                f"{self.name}: encoding frame {frame.index} of source {frame.source_id!r} failed: {exc}; "
-                "check free disk space"
+                f"{self.name}: encoding frame {frame.index} of source {frame.source_id!r} failed: {exc}"
             ) from exc
         return True
+
+    def _disk_full(self, out: _Output, exc: BaseException, where: str) -> SinkError:
+        """Stop writing ``out``, cut it back to what plays, and say what happened."""
+        out.full = True
+        kept = ""
+        if _guess_format(out.path) in _MP4_FORMATS and self.fragmented:
+            size = trim_fragmented_mp4(out.path)
+            kept = f"; {out.path} was cut to its last complete fragment ({size} bytes) and stays playable"
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return SinkError(
+            f"{self.name}: disk full writing {out.path} {where} ({reason}): free space or write elsewhere{kept}"
+        )
 
     @staticmethod
     def _mux(out: _Output, packets: list[Any]) -> None:
@@ -285,24 +307,35 @@ class VideoSink(BaseSink):
     # -- close -----------------------------------------------------------------
 
     def _close(self) -> None:
-        first_error: BaseException | None = None
+        first_error: SinkError | None = None
         for out in self._outputs.values():
             try:
-                if out.container is not None:
+                if out.container is not None and not out.full:
                     try:
                         self._mux(out, out.stream.encode(None))
                     finally:
                         out.container.close()
             except (av.FFmpegError, OSError) as exc:
-                log.error("%s: finishing %s failed: %s", self.name, out.path, exc)
-                first_error = first_error or exc
+                if _is_disk_full(exc):
+                    error = self._disk_full(out, exc, "while finishing it")
+                else:
+                    error = SinkError(f"{self.name}: could not finish {out.path}: {exc}; the file may be truncated")
+                log.error("%s", error)
+                first_error = first_error or error
             finally:
+                if out.full and out.container is not None:
+                    try:  # the trailer cannot be written: release FFmpeg's state, then trim what it appended
+                        out.container.close()
+                    except (av.FFmpegError, OSError):
+                        pass
                 out.container = None
                 if out.file is not None:
                     out.file.close()
                     out.file = None
+                if out.full and _guess_format(out.path) in _MP4_FORMATS and self.fragmented:
+                    trim_fragmented_mp4(out.path)
         if first_error is not None:
-            raise SinkError(f"{self.name}: could not finish the video: {first_error}; the file may be truncated")
+            raise first_error
 
 
 def _guess_format(path: Path) -> str | None:
@@ -317,3 +350,36 @@ def _guess_format(path: Path) -> str | None:
     finally:
         container.close()
     return str(name).split(",")[0]
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def trim_fragmented_mp4(path: str | os.PathLike[str]) -> int:
+    """Cut a fragmented MP4 after its last complete ``moov`` or ``moof``+``mdat`` pair; returns the new size.
+
+    Only box headers are read. A write that failed half-way leaves a partial
+    box at the end, which some players reject; everything before it is intact.
+    """
+    keep = 0
+    with open(path, "r+b") as f:
+        end = f.seek(0, os.SEEK_END)
+        pos, last_moof = 0, None
+        while pos + 8 <= end:
+            f.seek(pos)
+            size, kind = struct.unpack(">I4s", f.read(8))
+            if size == 1 and pos + 16 <= end:
+                (size,) = struct.unpack(">Q", f.read(8))
+            if size < 8 or pos + size > end:
+                break  # size 0 (runs to EOF), a corrupt header, or a box cut short
+            if kind in (b"ftyp", b"moov"):
+                keep = pos + size
+            elif kind == b"moof":
+                last_moof = pos
+            elif kind == b"mdat" and last_moof is not None:
+                keep, last_moof = pos + size, None
+            pos += size
+        if keep < end:
+            f.truncate(keep)
+    return keep

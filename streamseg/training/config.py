@@ -34,6 +34,7 @@ class AugmentConfig:
     cat_max_ratio: float = 0.75
     flip_prob: float = 0.5
     photometric: bool = True
+    hue_delta: int = 18  # OpenCV hue units (2 degrees), as mmseg; lower it where hue is a class cue
 
 
 @dataclass(frozen=True)

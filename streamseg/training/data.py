@@ -39,7 +39,7 @@ def augment(img: np.ndarray, mask: np.ndarray, cfg: AugmentConfig, rng: np.rando
     if rng.random() < cfg.flip_prob:
         img, mask = img[:, ::-1], mask[:, ::-1]
     if cfg.photometric:
-        img = photometric(img, rng)
+        img = photometric(img, rng, hue_delta=cfg.hue_delta)
     if img.shape[0] < ch or img.shape[1] < cw:
         pad = ((0, ch - img.shape[0]), (0, cw - img.shape[1]))
         img = np.pad(img, pad + ((0, 0),))
@@ -47,8 +47,8 @@ def augment(img: np.ndarray, mask: np.ndarray, cfg: AugmentConfig, rng: np.rando
     return np.ascontiguousarray(img), np.ascontiguousarray(mask)
 
 
-def photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """mmseg's PhotoMetricDistortion: brightness, contrast, saturation, hue, each with probability 0.5."""
+def photometric(img: np.ndarray, rng: np.random.Generator, *, hue_delta: int = 18) -> np.ndarray:
+    """mmseg's PhotoMetricDistortion: brightness, contrast, saturation, hue (+-``hue_delta`` OpenCV units), each p=0.5."""
     out = img.astype(np.float32)
     if rng.random() < 0.5:
         out += rng.uniform(-32, 32)
@@ -61,7 +61,7 @@ def photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if rng.random() < 0.5:
             hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.5, 1.5), 0, 255)
         if rng.random() < 0.5:
-            hsv[..., 0] = (hsv[..., 0] + int(rng.integers(-18, 19)) // 2) % 180
+            hsv[..., 0] = (hsv[..., 0] + int(rng.integers(-hue_delta, hue_delta + 1))) % 180
         out = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
     if not contrast_first and rng.random() < 0.5:
         out = np.clip(out.astype(np.float32) * rng.uniform(0.5, 1.5), 0, 255).astype(np.uint8)

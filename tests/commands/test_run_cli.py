@@ -9,6 +9,7 @@ import sys
 import time
 
 import av
+import numpy as np
 import pytest
 import torch
 
@@ -74,6 +75,28 @@ def test_bad_configuration_exits_2_naming_the_field(tmp_path, tiny_weights, args
     assert message in out.stderr
 
 
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "empty"),
+        (b"this is not a checkpoint", "not a PyTorch checkpoint"),
+        ("other_variant", "segnext_s"),
+    ],
+)
+def test_wrong_weights_exit_2_saying_what_is_wrong(tmp_path, content, message):
+    weights = tmp_path / "w.pth"
+    if content == "other_variant":
+        torch.save({"state_dict": build_segnext("segnext_s", num_classes=3).state_dict()}, weights)
+        extra = ["--model", "segnext_t"]
+    else:
+        weights.write_bytes(content)
+        extra = []
+    video = make_video(tmp_path / "in.mp4", 3, size=(96, 64))
+    out = _run(["run", "--source", str(video), "--weights", str(weights), "--no-progress", *extra], cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr and "w.pth" in out.stderr
+
+
 def test_missing_input_and_config_files_exit_2(tmp_path):
     out = _run(["run", "--source", "nope.mp4", "--no-progress"], cwd=tmp_path)
     assert out.returncode == 2 and "nope.mp4" in out.stderr
@@ -131,3 +154,40 @@ def test_signal_leaves_playable_video_and_exit_code(tmp_path, tiny_weights, sig,
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["frames_out"] == n
     assert stats["frames_in"] == stats["frames_out"] + stats["dropped"]["0"]
+
+
+def _file_size_limit(limit: int):
+    """A child's file-size limit: a write past it fails with EFBIG like a full disk with ENOSPC."""
+    import resource
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # its default action kills the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_disk_full_keeps_what_was_written(tmp_path, tiny_weights):
+    import cv2
+
+    rng = np.random.default_rng(0)  # noise: about 5 kB per encoded frame, so the limit hits mid-run
+    video = make_video(tmp_path / "in.mp4", list(rng.integers(0, 256, (125, 64, 96, 3), dtype=np.uint8)), fps=25)
+    assert video.stat().st_size > 300_000
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamseg", "run", "--source", str(video), "--sink", "masks:m/", "--sink",
+         "video:out.mp4", "--weights", str(tiny_weights), "--stats-json", "stats.json", "--no-progress"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, preexec_fn=_file_size_limit(120_000),
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "disk full writing out.mp4" in proc.stderr and "free space" in proc.stderr
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert "disk full" in stats["error"]
+    assert stats["frames_in"] == stats["frames_out"] + stats["dropped"]["0"]
+    # the video was cut back to whole fragments: every frame in it decodes, in order
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        n = sum(1 for _ in c.decode(video=0))
+    assert 25 <= n < 125
+    # the healthy masks sink wrote every frame the engine produced, none half-written
+    pngs = sorted((tmp_path / "m").iterdir())
+    assert [p.name for p in pngs] == [f"{i:06d}.png" for i in range(stats["frames_out"])]
+    assert all(cv2.imread(str(p), cv2.IMREAD_UNCHANGED) is not None for p in pngs)

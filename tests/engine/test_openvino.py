@@ -143,6 +143,11 @@ def test_a_batch_equals_its_frames(ov_f32):
         one = ov_f32(x[i : i + 1], b[i : i + 1])
         torch.testing.assert_close(logits[i : i + 1], one[0], atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(converged[i : i + 1], one[1], atol=1e-4, rtol=1e-4)
+    x3 = torch.cat([x, x[:1]])
+    logits3, _ = ov_f32(x3, torch.cat([b, b[:1]]))
+    torch.testing.assert_close(logits3[:2], logits)
+    # batches run as one-frame requests: partial batches of any size never compile (and hold) another model
+    assert {key[0] for key in ov_f32._compiled} == {1}
 
 
 @pytest.mark.slow

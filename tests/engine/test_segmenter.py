@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from streamseg.engine import Segmenter
-from streamseg.errors import ConfigError, InputError, NumericalError
+from streamseg.errors import ConfigError, InputError, NumericalError, OutOfMemoryError
 from streamseg.model import build_segnext, load_checkpoint
 
 from helpers import scene
@@ -217,3 +217,54 @@ def test_slide_inference_averages_windows(parity_model):
     assert mask.shape == (128, 256)
     whole = Segmenter(None, model=parity_model, precision="fp32", device="cpu", test_scale=(256, 128))(img)
     assert 0.3 < (mask == whole).mean() < 1.0  # related but not the same computation
+
+
+def _fail_above(seg: Segmenter, limit: int, error: BaseException) -> list[int]:
+    """Make the forward run out of memory for more than ``limit`` frames, like an allocator would."""
+    real, sizes = seg._forward, []
+
+    def forward(x, bases, steps):
+        sizes.append(int(x.shape[0]))
+        if x.shape[0] > limit:
+            raise error
+        return real(x, bases, steps)
+
+    seg._forward = forward
+    return sizes
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8589934592 bytes"),
+    ],
+)
+def test_out_of_memory_splits_the_batch_and_remembers(parity_model, error):
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    images = [scene(40, 56, seed=i) for i in range(5)]
+    expected = [seg(img) for img in images]
+    sizes = _fail_above(seg, 2, error)
+    masks = [p.mask for p in seg.segment(images)]
+    for got, want in zip(masks, expected):
+        np.testing.assert_array_equal(got, want)  # same masks, each frame's own (fixed policy: batch-invariant)
+    assert seg.max_group == 2 and sizes == [5, 2, 2, 1]  # 5 fails, 2 (split of 5) fits, then 2 + 1
+    sizes.clear()
+    seg.segment(images)
+    assert sizes == [2, 2, 1]  # later batches are split up front, no new failure
+
+
+def test_out_of_memory_for_one_frame_is_a_clear_error(parity_model):
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    _fail_above(seg, 0, RuntimeError("DefaultCPUAllocator: can't allocate memory"))
+    with pytest.raises(OutOfMemoryError, match="out of memory segmenting one 56x40 frame.*smaller test scale") as info:
+        seg(scene(40, 56))
+    assert isinstance(info.value, MemoryError)
+
+
+def test_other_runtime_errors_are_not_mistaken_for_memory(parity_model):
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    sizes = _fail_above(seg, 0, RuntimeError("shape mismatch"))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        seg.segment([scene(40, 56), scene(40, 56, seed=1)])
+    assert sizes == [2] and seg.max_group is None

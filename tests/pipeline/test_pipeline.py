@@ -216,3 +216,63 @@ def test_config_errors_name_the_key():
         PipelineConfig.from_dict({"sources": ["a.mp4"], "batch_size": "many"})
     with pytest.raises(ConfigError, match="policy"):
         PipelineConfig.from_dict({"sources": [{"uri": "a.mp4", "policy": "fastest"}]})
+
+
+def test_a_slow_sink_drops_by_its_policy_and_never_holds_back_the_others(tmp_path, tiny_segmenter, monkeypatch):
+    (tmp_path / "slow_hook_for_test.py").write_text(
+        "import time\nSEEN = []\ndef write(pred):\n    time.sleep(0.05)\n    SEEN.append(pred.frame.index)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    video = make_video(tmp_path / "in.mp4", 80, size=(64, 48))
+    fast, fast_sink = _collect()
+    cfg = PipelineConfig(
+        sources=[SourceConfig(uri=str(video))],
+        sinks=[
+            SinkConfig(spec="callback:slow_hook_for_test:write", policy="drop", queue_size=2),
+            SinkConfig(spec=f"masks:{tmp_path / 'masks'}"),  # block: lossless
+        ],
+        progress=False,
+    )
+    stats = Pipeline(cfg, sinks=[fast_sink], segmenter=tiny_segmenter).run().as_dict()
+    import slow_hook_for_test
+
+    slow = slow_hook_for_test.SEEN
+    assert [p.frame.index for p in fast] == list(range(80))  # the other sinks got every frame ...
+    assert len(list((tmp_path / "masks").iterdir())) == 80
+    dropped = stats["sink_dropped"]["callback:slow_hook_for_test:write"]
+    assert dropped > 0 and len(slow) + dropped == 80  # ... the slow one dropped by its policy, counted
+    assert slow == sorted(slow) and len(set(slow)) == len(slow)  # what it got is in order, never repeated
+    assert stats["stages"]["sink callback:slow_hook_for_test:write"]["frames"] == len(slow)
+
+
+def test_a_stalled_live_source_never_slows_the_others(tiny_segmenter):
+    """Four live cameras at 20 fps; one freezes after half a second. The other three keep rate and latency."""
+    from streamseg.sources import PushSource
+
+    cams = [PushSource(source_id=f"cam{i}") for i in range(4)]
+    arrivals: dict[str, list[tuple[float, float]]] = {c.source_id: [] for c in cams}
+
+    def record(pred):
+        now = time.monotonic()
+        arrivals[pred.frame.source_id].append((now, now - pred.frame.capture_time))
+
+    pipe = Pipeline(PipelineConfig(progress=False, batch_size=4, max_wait_ms=10), sources=cams,
+                    sinks=[CallbackSink(record)], segmenter=tiny_segmenter)
+    pipe.start()
+    start = time.monotonic()
+    i = 0
+    while (now := time.monotonic()) < start + 3.0:
+        for cam in cams[1:] if now > start + 0.5 else cams:  # cam0 freezes: no frames, no end
+            cam.submit(index_frame(i, 32, 32))
+        i += 1
+        time.sleep(max(0.0, start + i / 20 - time.monotonic()))
+    late = start + 1.5
+    for cam in cams:
+        cam.end()
+    stats = pipe.join(timeout=20).as_dict()
+    assert max(t for t, _ in arrivals["cam0"]) < start + 1.0  # it really stalled
+    for sid in ("cam1", "cam2", "cam3"):
+        recent = [lat for t, lat in arrivals[sid] if late <= t < start + 3.0]
+        assert len(recent) >= 0.7 * 20 * 1.5, (sid, len(recent))  # kept (most of) its 20 fps
+        assert sorted(recent)[int(0.95 * (len(recent) - 1))] < 0.3, sid  # and its latency
+    assert stats["frames_in"] == stats["frames_out"] + sum(stats["dropped"].values())

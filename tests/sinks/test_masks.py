@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -197,3 +199,51 @@ def test_large_indices_keep_sorting(tmp_path: Path, context: SinkContext) -> Non
     sink.write(_prediction(np.zeros((4, 4, 3), np.uint8), index=1234567))
     sink.close()
     assert os.listdir(tmp_path) == ["1234567.png"]
+
+
+_DISK_FULL_CHILD = """
+import resource, signal, sys
+import numpy as np
+from streamseg.errors import SinkError
+from streamseg.sinks.base import SinkContext
+from streamseg.sinks.masks import MaskSink
+from streamseg.types import Frame, Prediction
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))  # like a full disk: writes past it fail
+sink = MaskSink(sys.argv[1], format=sys.argv[2])
+sink.open(SinkContext(classes=tuple("abcdefgh"), palette=np.zeros((8, 3), np.uint8)))
+rng = np.random.default_rng(0)
+written = 0
+try:
+    for i in range(200):
+        mask = rng.integers(0, 8, (64, 96) if i < 10 else (256, 384), dtype=np.uint8)  # frame 10 does not fit
+        sink.write(Prediction(frame=Frame(image=np.zeros((64, 96, 3), np.uint8), index=i), mask=mask))
+        written += 1
+except SinkError as exc:
+    print("ERROR", exc)
+sink.close()
+print("WRITTEN", written)
+"""
+
+
+@pytest.mark.parametrize("fmt", ["png", "npz"])
+def test_disk_full_keeps_every_frame_written_before(tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / "masks"
+    proc = subprocess.run(
+        [sys.executable, "-c", _DISK_FULL_CHILD, str(out), fmt], capture_output=True, text=True, timeout=60
+    )
+    assert "check free space" in proc.stdout, proc.stdout + proc.stderr
+    written = int(proc.stdout.split("WRITTEN")[1])
+    assert written == 10
+    rng = np.random.default_rng(0)
+    expected = [rng.integers(0, 8, (64, 96), dtype=np.uint8) for _ in range(written)]
+    if fmt == "npz":  # the half-written entry was rolled back: the archive opens and holds frames 0..9
+        with np.load(out / "masks.npz") as data:
+            assert sorted(data.files) == [f"{i:06d}" for i in range(written)]
+            for i in range(written):
+                np.testing.assert_array_equal(data[f"{i:06d}"], expected[i])
+    else:  # no half-written PNG or temp file left behind
+        assert sorted(p.name for p in out.iterdir()) == [f"{i:06d}.png" for i in range(written)]
+        for i in range(written):
+            np.testing.assert_array_equal(cv2.imread(str(out / f"{i:06d}.png"), cv2.IMREAD_UNCHANGED), expected[i])

@@ -264,3 +264,22 @@ def test_open_errors(tmp_path: Path, context) -> None:
 def test_write_before_open(tmp_path: Path, make_prediction) -> None:
     with pytest.raises(SinkError, match="open"):
         VideoSink(tmp_path / "x.mp4").write(make_prediction(np.zeros((4, 4, 3), np.uint8)))
+
+
+@pytest.mark.parametrize("cut", [0.35, 0.6, 0.9])
+def test_trim_keeps_whole_fragments_of_a_cut_file(tmp_path: Path, context, make_prediction, probe_video, cut) -> None:
+    from streamseg.sinks.video import trim_fragmented_mp4
+
+    path = tmp_path / "out.mp4"
+    sink = VideoSink(path, fps=25)
+    sink.open(context)
+    rng = np.random.default_rng(0)
+    for i in range(100):  # noise: every fragment holds many bytes, so a cut lands inside one
+        sink.write(make_prediction(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), index=i, pts=i))
+    sink.close()
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * cut)])  # a write that failed part-way through a fragment
+    size = trim_fragmented_mp4(path)
+    assert size == path.stat().st_size < len(data) * cut
+    frames = probe_video(path)["frames"]
+    assert 0 < frames <= 100 * cut and frames % 25 == 0  # whole one-second fragments

@@ -76,3 +76,9 @@ def test_bad_options() -> None:
         CameraSource(0, api="quicktime").open()
     with pytest.raises(ConfigError, match=">= 0"):
         CameraSource(-1)
+
+
+def test_a_device_that_exists_but_cannot_capture() -> None:
+    """What a busy or wrong device looks like to OpenCV: the node is there, capture fails."""
+    with pytest.raises(SourceError, match=r"cannot open camera /dev/null.*no other program is using it"):
+        CameraSource("/dev/null").open()
