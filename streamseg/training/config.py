@@ -35,6 +35,7 @@ class AugmentConfig:
     flip_prob: float = 0.5
     photometric: bool = True
     hue_delta: int = 18  # OpenCV hue units (2 degrees), as mmseg; lower it where hue is a class cue
+    pad_divisor: int = 32  # the engine pads to this multiple at test time; crops include that band
 
 
 @dataclass(frozen=True)

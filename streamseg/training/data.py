@@ -18,8 +18,17 @@ from streamseg.training.config import AugmentConfig, DataConfig
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def augment(img: np.ndarray, mask: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """RandomResize (keep ratio) -> RandomCrop (cat_max_ratio) -> flip -> photometric -> pad to the crop size."""
+def augment(
+    img: np.ndarray, mask: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """RandomResize (keep ratio) -> flip -> RandomCrop (cat_max_ratio) -> photometric.
+
+    The crop is drawn from the image padded the way the engine pads it at test time
+    (bottom/right to a multiple of ``pad_divisor``), so the model sees that band in
+    training: without it, pixels next to the band get spurious classes at inference.
+    Returns the crop, its mask (255 on padding) and the (height, width) of its real
+    pixels; :func:`to_tensors` sets the rest to 0 after normalisation, as the engine does.
+    """
     h, w = mask.shape
     ratio = rng.uniform(*cfg.ratio_range)
     long_edge, short_edge = max(cfg.scale) * ratio, min(cfg.scale) * ratio
@@ -27,24 +36,26 @@ def augment(img: np.ndarray, mask: np.ndarray, cfg: AugmentConfig, rng: np.rando
     nh, nw = max(1, int(h * factor + 0.5)), max(1, int(w * factor + 0.5))
     img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
     mask = cv2.resize(mask, (nw, nh), interpolation=cv2.INTER_NEAREST)
+    if rng.random() < cfg.flip_prob:
+        img, mask = img[:, ::-1], mask[:, ::-1]
+    d = max(1, cfg.pad_divisor)
+    ph, pw = -(-nh // d) * d, -(-nw // d) * d
+    if (ph, pw) != (nh, nw):
+        img = np.pad(img, ((0, ph - nh), (0, pw - nw), (0, 0)))
+        mask = np.pad(mask, ((0, ph - nh), (0, pw - nw)), constant_values=255)
     ch, cw = cfg.crop_size
     for _ in range(10):  # mmseg: retry crops where one class covers more than cat_max_ratio
-        y = int(rng.integers(0, max(nh - ch, 0) + 1))
-        x = int(rng.integers(0, max(nw - cw, 0) + 1))
+        y = int(rng.integers(0, max(ph - ch, 0) + 1))
+        x = int(rng.integers(0, max(pw - cw, 0) + 1))
         crop = mask[y : y + ch, x : x + cw]
         labels, counts = np.unique(crop[crop != 255], return_counts=True)
         if cfg.cat_max_ratio >= 1 or len(counts) > 1 and counts.max() / counts.sum() < cfg.cat_max_ratio:
             break
     img, mask = img[y : y + ch, x : x + cw], mask[y : y + ch, x : x + cw]
-    if rng.random() < cfg.flip_prob:
-        img, mask = img[:, ::-1], mask[:, ::-1]
+    valid = (max(0, min(ch, nh - y)), max(0, min(cw, nw - x)))
     if cfg.photometric:
-        img = photometric(img, rng, hue_delta=cfg.hue_delta)
-    if img.shape[0] < ch or img.shape[1] < cw:
-        pad = ((0, ch - img.shape[0]), (0, cw - img.shape[1]))
-        img = np.pad(img, pad + ((0, 0),))
-        mask = np.pad(mask, pad, constant_values=255)
-    return np.ascontiguousarray(img), np.ascontiguousarray(mask)
+        img = photometric(np.ascontiguousarray(img), rng, hue_delta=cfg.hue_delta)
+    return np.ascontiguousarray(img), np.ascontiguousarray(mask), valid
 
 
 def photometric(img: np.ndarray, rng: np.random.Generator, *, hue_delta: int = 18) -> np.ndarray:
@@ -68,9 +79,16 @@ def photometric(img: np.ndarray, rng: np.random.Generator, *, hue_delta: int = 1
     return out
 
 
-def _to_tensors(img: np.ndarray, mask: np.ndarray, mean: np.ndarray, std: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    x = (img.astype(np.float32) - mean) / std
-    return torch.from_numpy(x.transpose(2, 0, 1).copy()), torch.from_numpy(mask.astype(np.int64))
+def to_tensors(
+    img: np.ndarray, mask: np.ndarray, valid: tuple[int, int], crop: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalise, zero what is padding (engine-style), and pad to the crop size (0 / ignore)."""
+    x = np.zeros((crop[0], crop[1], 3), np.float32)
+    vh, vw = valid
+    x[:vh, :vw] = (img[:vh, :vw].astype(np.float32) - MEAN) / STD
+    y = np.full(crop, 255, np.int64)
+    y[: mask.shape[0], : mask.shape[1]] = mask
+    return torch.from_numpy(x.transpose(2, 0, 1).copy()), torch.from_numpy(y)
 
 
 MEAN = np.array([123.675, 116.28, 103.53], np.float32)
@@ -99,8 +117,7 @@ class SyntheticDataset(IterableDataset):
             q = int(rng.integers(self.data.jpeg_quality[0], self.data.jpeg_quality[1] + 1))
             ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
             img = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
-            img, mask = augment(img, mask, self.augment_cfg, rng)
-            yield _to_tensors(img, mask, MEAN, STD)
+            yield to_tensors(*augment(img, mask, self.augment_cfg, rng), self.augment_cfg.crop_size)
             i += workers
 
 
@@ -152,7 +169,7 @@ class FolderDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         img, mask = read_pair(*self.pairs[index])
         rng = np.random.default_rng([self.seed, index, int(torch.randint(0, 2**31 - 1, ()).item())])
-        return _to_tensors(*augment(img, mask, self.augment_cfg, rng), MEAN, STD)
+        return to_tensors(*augment(img, mask, self.augment_cfg, rng), self.augment_cfg.crop_size)
 
 
 def infinite(loader: torch.utils.data.DataLoader) -> Iterator:

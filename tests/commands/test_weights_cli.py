@@ -100,11 +100,11 @@ def test_show_json(cache: Path, capsys) -> None:
     assert info["path"].startswith(str(cache))
 
 
-def test_unknown_name_exits_1_with_a_suggestion(capsys) -> None:
-    assert main(["weights", "show", "segnext_t_ade"]) == 1
+def test_unknown_name_exits_2_with_a_suggestion(capsys) -> None:
+    assert main(["weights", "show", "segnext_t_ade"]) == 2  # a usage error, like a bad config value
     err = capsys.readouterr().err
     assert "no weights named 'segnext_t_ade'" in err and "did you mean 'segnext_t_ade20k'" in err
-    assert main(["weights", "download", "segnext_t_ade"]) == 1
+    assert main(["weights", "download", "segnext_t_ade"]) == 2
     assert "neither an existing file" in capsys.readouterr().err
 
 
