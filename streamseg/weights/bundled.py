@@ -1,7 +1,8 @@
 """The model that ships inside the package: segnext_t trained on streamseg's synthetic scenes.
 
-Reproduce it with ``streamseg train configs/train_synth_segnext_t.yaml --export
-streamseg/weights/data/segnext_t_synth.safetensors`` (log: ``configs/train_synth_segnext_t.log.jsonl``).
+Trained in three stages, each continuing from the previous one's ``final.pth``; the commands are in
+``configs/train_synth_segnext_t_stage3.yaml`` and each stage's log (loss, mIoU at each evaluation) sits
+beside its config (``configs/train_synth_segnext_t*.log.jsonl``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,6 @@ SYNTH = register_weights(
         nmf_rank=16,
         license="Apache-2.0",
         dataset="streamseg synthetic scenes",
-        description="demo model: 8 classes of moving shapes; trained from scratch by configs/train_synth_segnext_t.yaml",
+        description="demo model: 8 classes of moving shapes; trained from scratch, configs/train_synth_segnext_t*.yaml",
     )
 )
