@@ -20,15 +20,10 @@ import numpy as np
 import torch
 
 
-def median_ms(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
+def median_ms(fn, repeats: int) -> float:
+    from streamseg.commands.bench import _time  # the same warm-up and timing as `streamseg bench`
+
+    return statistics.median(_time(fn, repeats, warmup=3)) * 1000
 
 
 def main() -> None:
