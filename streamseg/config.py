@@ -170,15 +170,8 @@ def parse_set(items: typing.Iterable[str]) -> dict[str, Any]:
     return out
 
 
-_ITEM_SHORTHAND = {"sources": "uri", "sinks": "spec"}  # what a plain-string list item stands for
-
-
 def apply_overrides(base: dict[str, Any], overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
-    """Deep-merge ``overrides`` into a copy of ``base``; ``{"sources": {"0": {...}}}`` edits list item 0.
-
-    A list item given as a plain string (``sources: [in.mp4]``, ``sinks: [video:out.mp4]``)
-    becomes a mapping first, the string under its shorthand key (``uri`` / ``spec``).
-    """
+    """Deep-merge ``overrides`` into a copy of ``base``; ``{"sources": {"0": {...}}}`` edits list item 0."""
     out = dict(base)
     for key, value in overrides.items():
         current = out.get(key)
@@ -191,8 +184,6 @@ def apply_overrides(base: dict[str, Any], overrides: dict[str, Any], where: str 
                 if i >= len(items):
                     raise ConfigError(f"--set {where}{key}.{index}: {where}{key} has {len(items)} entries (0-based)")
                 item = items[i]
-                if isinstance(item, str) and key in _ITEM_SHORTHAND:
-                    item = {_ITEM_SHORTHAND[key]: item}
                 if isinstance(item_value, dict) and isinstance(item, dict):
                     items[i] = apply_overrides(item, item_value, f"{where}{key}.{index}.")
                 else:

@@ -101,6 +101,11 @@ class PipelineConfig:
         """From YAML data; ``sources``/``sinks`` items may be plain strings."""
         from streamseg.config import from_dict
 
+        return from_dict(cls, cls.expand_shorthand(data))
+
+    @staticmethod
+    def expand_shorthand(data: dict[str, Any]) -> dict[str, Any]:
+        """A copy where ``sources``/``sinks`` are lists of mappings (a plain string is the ``uri``/``spec``)."""
         data = dict(data)
         for key, field_name in (("sources", "uri"), ("sinks", "spec")):
             items = data.get(key)
@@ -111,7 +116,7 @@ class PipelineConfig:
             if not isinstance(items, list):
                 raise ConfigError(f"{key} must be a list, got {items!r}")
             data[key] = [{field_name: item} if isinstance(item, str) else item for item in items]
-        return from_dict(cls, data)
+        return data
 
 
 @dataclass

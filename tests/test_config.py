@@ -12,7 +12,7 @@ from streamseg.pipeline import PipelineConfig
 def test_set_reaches_list_items_by_index():
     base = {"sources": ["in.mp4", {"uri": "rtsp://cam/1", "options": {"read_timeout": 5}}], "sinks": ["video:o.mp4"]}
     merged = apply_overrides(
-        base,
+        PipelineConfig.expand_shorthand(base),  # as `streamseg run` does: plain strings become mappings
         parse_set(["sources.0.policy=latest", "sources.1.options.reconnect=false", "sinks.0.options.crf=30"]),
     )
     cfg = PipelineConfig.from_dict(merged)

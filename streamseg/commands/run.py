@@ -55,7 +55,7 @@ def build_config(args: argparse.Namespace) -> Any:
         data["engine"] = engine
     if args.stats_json:
         data["stats_json"] = args.stats_json
-    data = apply_overrides(data, parse_set(args.set))
+    data = apply_overrides(PipelineConfig.expand_shorthand(data), parse_set(args.set))
     cfg = PipelineConfig.from_dict(data)
     check_sources(cfg)
     return cfg

@@ -113,6 +113,7 @@ class _Output:
         self.size: tuple[int, int] = (0, 0)  # (w, h) of the first rendered frame
         self.resized_warned = False
         self.full = False  # the disk filled up: nothing more is written, the file was trimmed
+        self.fragmented_mp4 = False  # can be cut back to whole fragments (trim_fragmented_mp4)
 
 
 @SINKS.register("video")
@@ -217,7 +218,8 @@ class VideoSink(BaseSink):
     def _start(self, out: _Output, prediction: Prediction, image: np.ndarray) -> None:
         """Create the container and encoder for a source's first frame (its size is known only now)."""
         fmt = _guess_format(out.path)
-        options = dict(FRAGMENTED_MP4_OPTIONS) if self.fragmented and fmt in _MP4_FORMATS else {"flush_packets": "1"}
+        out.fragmented_mp4 = self.fragmented and fmt in _MP4_FORMATS
+        options = dict(FRAGMENTED_MP4_OPTIONS) if out.fragmented_mp4 else {"flush_packets": "1"}
         try:
             out.path.parent.mkdir(parents=True, exist_ok=True)
             out.file = open(out.path, "wb", buffering=0)  # FFmpeg buffers; a failed write surfaces at once
@@ -287,7 +289,7 @@ class VideoSink(BaseSink):
         """Stop writing ``out``, cut it back to what plays, and say what happened."""
         out.full = True
         kept = ""
-        if _guess_format(out.path) in _MP4_FORMATS and self.fragmented:
+        if out.fragmented_mp4:
             size = trim_fragmented_mp4(out.path)
             kept = f"; {out.path} was cut to its last complete fragment ({size} bytes) and stays playable"
         reason = getattr(exc, "strerror", None) or str(exc)
@@ -332,7 +334,7 @@ class VideoSink(BaseSink):
                 if out.file is not None:
                     out.file.close()
                     out.file = None
-                if out.full and _guess_format(out.path) in _MP4_FORMATS and self.fragmented:
+                if out.full and out.fragmented_mp4:
                     trim_fragmented_mp4(out.path)
         if first_error is not None:
             raise first_error
