@@ -562,12 +562,14 @@ class Pipeline:
         from streamseg.sinks.base import SinkContext
 
         seg = None
+        before = (0, 0.0)
         try:
             engine = self.config.engine
             if engine.openvino_hint is None and engine.in_flight > 1:
                 # a pipeline keeps batches in flight: OpenVINO streams on separate cores give more frames/s
                 engine = replace(engine, openvino_hint="THROUGHPUT")
             seg = self._segmenter or Segmenter(config=engine)
+            before = (seg.stats.frames, seg.stats.busy_s)  # a segmenter passed in may have run before
             self.info = seg.info
             self.context = SinkContext(classes=tuple(seg.classes), palette=np.asarray(seg.palette, np.uint8))
             self._engine_ready.set()
@@ -580,7 +582,8 @@ class Pipeline:
         finally:
             self._engine_ready.set()
             if seg is not None:
-                self.stats.stages["engine"] = {"frames": seg.stats.frames, "busy_s": round(seg.stats.busy_s, 4)}
+                frames, busy = seg.stats.frames - before[0], seg.stats.busy_s - before[1]
+                self.stats.stages["engine"] = {"frames": frames, "busy_s": round(busy, 4)}
                 if seg.stats.compile_s:
                     self.stats.stages["engine"]["compile_s"] = round(seg.stats.compile_s, 3)
             for sink in self._sinks:

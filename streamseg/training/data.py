@@ -172,6 +172,11 @@ class FolderDataset(Dataset):
         return to_tensors(*augment(img, mask, self.augment_cfg, rng), self.augment_cfg.crop_size)
 
 
+def worker_init(worker_id: int) -> None:
+    """One OpenCV thread per loader worker: the workers already use every core between them."""
+    cv2.setNumThreads(1)
+
+
 def infinite(loader: torch.utils.data.DataLoader) -> Iterator:
     while True:
         yield from loader

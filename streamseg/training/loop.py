@@ -23,6 +23,7 @@ from streamseg.training.data import (
     folder_classes,
     folder_pairs,
     infinite,
+    worker_init,
     read_pair,
     warmup_iters_for,
 )
@@ -171,16 +172,19 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
         optimizer.load_state_dict(ckpt["optimizer"])
         start = int(ckpt["meta"]["iter"])
         log.info("resumed from %s at iteration %d", latest, start)
+    loader_options: dict[str, Any] = {
+        "num_workers": cfg.workers,
+        "persistent_workers": cfg.workers > 0,
+        "worker_init_fn": worker_init,
+        "pin_memory": device.type == "cuda",  # makes the non_blocking copies below asynchronous
+    }
     if cfg.data.kind == "synthetic":
         dataset = SyntheticDataset(cfg.data, cfg.augment, start=start * cfg.batch_size)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=cfg.batch_size, num_workers=cfg.workers, persistent_workers=cfg.workers > 0
-        )
+        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, **loader_options)
     else:
         dataset = FolderDataset(cfg.data, cfg.augment)
         loader = torch.utils.data.DataLoader(
-            dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=len(dataset) >= cfg.batch_size,
-            num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
+            dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=len(dataset) >= cfg.batch_size, **loader_options
         )
     batches = infinite(loader)
     log_path = work / "train_log.jsonl"

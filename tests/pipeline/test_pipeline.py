@@ -92,6 +92,20 @@ def test_image_folder_and_iterable_sources(tmp_path, tiny_segmenter):
     assert stats.as_dict()["frames_out"] == 12
 
 
+def test_a_segmenter_passed_in_is_reused_and_stats_count_this_run_only(tiny_segmenter):
+    from streamseg.sources import IterableSource
+
+    frames = [index_frame(i, 40, 32) for i in range(5)]
+    tiny_segmenter.segment(frames[:3])  # warmed up by its owner before the pipeline starts
+    for _ in range(2):
+        seen, sink = _collect()
+        stats = Pipeline(PipelineConfig(progress=False), sources=[IterableSource(frames)],
+                         sinks=[sink], segmenter=tiny_segmenter).run().as_dict()
+        assert [decode_index(p.frame.image) for p in seen] == list(range(5))
+        assert stats["stages"]["engine"]["frames"] == 5
+    assert tiny_segmenter.stats.frames == 13  # still usable: the pipeline did not release it
+
+
 def test_several_sources_batched_and_routed(tmp_path, tiny_segmenter):
     a = make_video(tmp_path / "a.mp4", 12, size=(64, 48))
     b = make_video(tmp_path / "b.mp4", 9, size=(48, 64))
