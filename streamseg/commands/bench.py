@@ -1,20 +1,29 @@
 """``streamseg bench``: engine throughput/latency after warm-up, optionally against a plain fp32 baseline.
 
-The baseline is the same model and weights run the plainest way: eager fp32,
-contiguous NCHW, no folding, no compile, timed in the same process right after.
-Frames are synthetic scenes (real-looking, not noise), so argmax agreement means something.
+Several backends can be measured side by side (``--backend torch,openvino``). The baseline is the
+same model and weights run the plainest way: eager fp32, contiguous NCHW, no folding, no compile.
+``--bare`` adds what a user would write by hand with OpenVINO (``convert_model`` + ``compile_model``
+in bf16, timing only ``infer`` on an already normalised tensor), to show what streamseg's own
+pre/post-processing costs. Everything is timed in the same process in interleaved rounds, so a
+machine that slows down for a while slows every contender alike. Frames are synthetic scenes
+(real-looking, not noise), so argmax agreement means something.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import statistics
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+
+from streamseg.errors import ConfigError
+
+ROUNDS = 3  # timing rounds; each contender gets repeats/ROUNDS timed calls per round
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,14 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1, help="frames per call (default 1)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--precision", default=None, help="fp32, bf16, fp16 (default: fastest for the device)")
-    parser.add_argument("--backend", default="auto", help="torch, openvino or auto (default: the fastest installed for the device)")
+    parser.add_argument(
+        "--backend", default="auto", help="torch, openvino, auto, or several side by side: torch,openvino (default auto)"
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (warm-up time reported)")
     parser.add_argument("--no-fold", action="store_true", help="do not fold BatchNorm/layer scale")
     parser.add_argument("--nmf-init", default="fixed", help="reference, fixed or warm (default fixed)")
     parser.add_argument("--warm-steps", type=int, default=None, help="NMF iterations for warm starts")
-    parser.add_argument("--repeats", type=int, default=10, help="timed repeats (median reported)")
+    parser.add_argument("--repeats", type=int, default=12, help="timed calls per contender (median reported)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed warm-up calls")
     parser.add_argument("--baseline", action="store_true", help="also time a plain eager fp32 forward")
+    parser.add_argument("--bare", action="store_true", help="also time a hand-written OpenVINO bf16 compile (CPU)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on the last line")
 
 
@@ -42,7 +54,7 @@ def _frames(width: int, height: int, count: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(clip.frame(i * 7)[0][:height, :width]) for i in range(count)]
 
 
-def _time(fn: Any, repeats: int, warmup: int) -> list[float]:
+def _time(fn: Callable[[], Any], repeats: int, warmup: int) -> list[float]:
     for _ in range(warmup):
         fn()
     times = []
@@ -53,6 +65,28 @@ def _time(fn: Any, repeats: int, warmup: int) -> list[float]:
     return times
 
 
+def _interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int) -> dict[str, float]:
+    """Median seconds per call of each function, timed in alternating rounds."""
+    for fn in fns.values():
+        _time(fn, 0, warmup)
+    per_round = max(1, -(-repeats // ROUNDS))
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(ROUNDS):
+        for name, fn in fns.items():
+            times[name] += _time(fn, per_round, 0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _backends(spec: str) -> list[str]:
+    from streamseg.engine.segmenter import BACKENDS
+
+    names = [b.strip() for b in spec.split(",") if b.strip()]
+    bad = [b for b in names if b not in BACKENDS]
+    if not names or bad:
+        raise ConfigError(f"--backend takes {', '.join(BACKENDS)} or a comma-separated list, got {spec!r}")
+    return list(dict.fromkeys(names))
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -60,65 +94,89 @@ def run(args: argparse.Namespace) -> int:
     from streamseg.synth.cli import parse_size
 
     width, height = parse_size(args.size)
+    if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
+        raise ConfigError("--batch and --repeats must be >= 1 and --warmup >= 0")
     weights = args.weights
     if weights is None:
         weights = "segnext_t_synth" if args.model == "segnext_t" else None
-    cfg = EngineConfig(
-        model=args.model,
-        weights=weights,
-        device=args.device,
-        precision=args.precision or "auto",
-        backend=args.backend,
-        nmf_init=args.nmf_init,
-        warm_steps=args.warm_steps,
-        fold=not args.no_fold,
-        compile=args.compile,
-        test_scale=(max(width, height), min(width, height)),  # frames keep their size
-    )
-    seg = Segmenter(config=cfg)
     frames = _frames(width, height, max(args.batch, 4))
     batch = frames[: args.batch]
     ids = [f"s{i}" for i in range(args.batch)]
-    t0 = time.perf_counter()
-    seg.segment(batch, stream_ids=ids)
-    first_call_s = time.perf_counter() - t0
-    times = _time(lambda: seg.segment(batch, stream_ids=ids), args.repeats, args.warmup)
-    latency = statistics.median(times)
-    result: dict[str, Any] = {
-        "model": seg.info.variant,
-        "weights": seg.info.weights,
-        "size": f"{width}x{height}",
-        "batch": args.batch,
-        "device": str(seg.device),
-        "backend": cfg.backend,
-        "precision": seg.precision,
-        "fold": cfg.fold,
-        "compile": cfg.compile,
-        "nmf_init": cfg.nmf_init,
-        "latency_ms": round(latency * 1000, 2),
-        "fps": round(args.batch / latency, 2),
-        "first_call_s": round(first_call_s, 3),
-        "compile_s": round(seg.stats.compile_s, 3),
-        "repeats": args.repeats,
-        "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
+    segs: dict[str, Any] = {}
+    results: dict[str, dict[str, Any]] = {}
+    for name in _backends(args.backend):
+        cfg = EngineConfig(
+            model=args.model,
+            weights=weights,
+            device=args.device,
+            precision=args.precision or "auto",
+            backend=name,
+            nmf_init=args.nmf_init,
+            warm_steps=args.warm_steps,
+            fold=not args.no_fold,
+            compile=args.compile and name != "openvino",
+            test_scale=(max(width, height), min(width, height)),  # frames keep their size
+        )
+        seg = Segmenter(config=cfg)
+        label = seg.config.backend  # auto resolved
+        t0 = time.perf_counter()
+        seg.segment(batch, stream_ids=ids)
+        results[label] = {
+            "model": seg.info.variant,
+            "weights": seg.info.weights,
+            "size": f"{width}x{height}",
+            "batch": args.batch,
+            "device": str(seg.device),
+            "backend": label,
+            "precision": seg.precision,
+            "fold": cfg.fold,
+            "compile": cfg.compile,
+            "nmf_init": cfg.nmf_init,
+            "first_call_s": round(time.perf_counter() - t0, 3),
+            "compile_s": round(seg.stats.compile_s, 3),
+            "repeats": args.repeats,
+            "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(),
+        }
+        segs[label] = seg
+    first = next(iter(segs.values()))
+    timers: dict[str, Callable[[], Any]] = {
+        label: (lambda s=seg: s.segment(batch, stream_ids=ids)) for label, seg in segs.items()
     }
+    extra: dict[str, Any] = {}
     if args.baseline:
-        result.update(_baseline(seg, batch, args))
-        result["speedup"] = round(result["fps"] / result["baseline_fps"], 3)
-    _print_table(result)
+        timers["baseline"], reference = _baseline(first, batch)
+    if args.bare:
+        timers["bare_openvino"], extra["bare_convert_compile_s"] = _bare_openvino(first, batch)
+    seconds = _interleaved(timers, args.repeats, args.warmup)
+    for label, r in results.items():
+        r["latency_ms"] = round(seconds[label] * 1000, 2)
+        r["fps"] = round(args.batch / seconds[label], 2)
+        if args.baseline:
+            r["baseline_latency_ms"] = round(seconds["baseline"] * 1000, 2)
+            r["baseline_fps"] = round(args.batch / seconds["baseline"], 2)
+            r["speedup"] = round(r["fps"] / r["baseline_fps"], 3)
+            r["argmax_agreement"] = round(_agreement(segs[label], batch, reference), 5)
+        if args.bare:
+            r["bare_openvino_latency_ms"] = round(seconds["bare_openvino"] * 1000, 2)
+            r["bare_openvino_fps"] = round(args.batch / seconds["bare_openvino"], 2)
+            r["vs_bare_openvino"] = round(r["fps"] / r["bare_openvino_fps"], 3)
+            r.update(extra)
+    _print_table(list(results.values()))
     if args.json:
-        print(json.dumps(result))
+        best = max(results.values(), key=lambda r: r["fps"])
+        out = dict(best)
+        if len(results) > 1:
+            out["backends"] = results
+        print(json.dumps(out))
     return 0
 
 
-def _baseline(seg: Any, batch: list[np.ndarray], args: argparse.Namespace) -> dict[str, Any]:
-    """Eager fp32, contiguous NCHW, unfolded, same weights and same NMF bases; and argmax agreement."""
+def _baseline(seg: Any, batch: list[np.ndarray]) -> tuple[Callable[[], Any], np.ndarray]:
+    """Eager fp32, contiguous NCHW, unfolded, same weights and NMF bases: (timed call, its masks)."""
     import torch
 
     from streamseg.engine.preprocess import Geometry, postprocess, preprocess
-
-    import copy
 
     model = copy.deepcopy(seg.model).to(seg.device).to(memory_format=torch.contiguous_format).eval()
     h, w = batch[0].shape[:2]
@@ -134,36 +192,71 @@ def _baseline(seg: Any, batch: list[np.ndarray], args: argparse.Namespace) -> di
             torch.cuda.synchronize()
         return out
 
-    times = _time(forward, args.repeats, args.warmup)
-    latency = statistics.median(times)
     with torch.inference_mode():
-        ref_ids, _ = postprocess(forward().float(), geo)
-    new_streams = [f"baseline{i}" for i in range(len(batch))]  # fresh streams start from the fixed bases
-    masks = np.stack([p.mask for p in seg.segment(batch, stream_ids=new_streams)])
-    agreement = float((masks == ref_ids.cpu().numpy()).mean())
-    fps = len(batch) / latency
-    return {
-        "baseline_latency_ms": round(latency * 1000, 2),
-        "baseline_fps": round(fps, 2),
-        "argmax_agreement": round(agreement, 5),
-    }
+        ids, _ = postprocess(forward().float(), geo)
+    return forward, ids.cpu().numpy()
 
 
-def _print_table(r: dict[str, Any]) -> None:
+def _agreement(seg: Any, batch: list[np.ndarray], reference: np.ndarray) -> float:
+    """Share of pixels where the engine's mask equals the baseline's (fresh streams: the same fixed bases)."""
+    ids = [f"baseline{i}" for i in range(len(batch))]
+    masks = np.stack([p.mask for p in seg.segment(batch, stream_ids=ids)])
+    for sid in ids:
+        seg.reset_stream(sid)
+    return float((masks == reference).mean())
+
+
+def _bare_openvino(seg: Any, batch: list[np.ndarray]) -> tuple[Callable[[], Any], float]:
+    """The same model and weights the way a user would call OpenVINO by hand (bf16, latency hint)."""
+    import warnings
+
+    import torch
+
+    from streamseg.engine.openvino_backend import _import_openvino
+    from streamseg.engine.preprocess import Geometry, preprocess
+
+    ov = _import_openvino()
+    h, w = batch[0].shape[:2]
+    geo = Geometry.for_frame(h, w, seg.info.test_scale)
+    x = preprocess(torch.from_numpy(np.stack(batch)), geo, seg.mean.cpu(), seg.std.cpu()).contiguous()
+    model = copy.deepcopy(seg.model).cpu().float().eval()
+    t0 = time.perf_counter()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        converted = ov.convert_model(model, example_input=x)
+    compiled = ov.Core().compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "LATENCY"})
+    setup_s = round(time.perf_counter() - t0, 2)
+    request = compiled.create_infer_request()
+    x_np = x.numpy()
+    return (lambda: request.infer({0: x_np})), setup_s
+
+
+def _print_table(results: list[dict[str, Any]]) -> None:
+    r0 = results[0]
     rows = [
-        ("model", f"{r['model']} ({r['weights'] or 'random init'})"),
-        ("input", f"{r['size']} x batch {r['batch']} on {r['device']} ({r['threads']} threads)"),
-        ("config", f"{r['backend']} {r['precision']} fold={r['fold']} compile={r['compile']} nmf={r['nmf_init']}"),
-        ("latency", f"{r['latency_ms']:.1f} ms per batch (median of {r['repeats']})"),
-        ("throughput", f"{r['fps']:.2f} frames/s"),
-        ("first call", f"{r['first_call_s']:.2f} s" + (f" (compile {r['compile_s']:.1f} s)" if r["compile_s"] else "")),
+        ("model", [f"{r0['model']} ({r0['weights'] or 'random init'})"]),
+        ("input", [f"{r0['size']} x batch {r0['batch']} ({r0['threads']} threads)"]),
+        ("backend", [f"{r['backend']} on {r['device']}" for r in results]),
+        ("config", [f"{r['precision']} fold={r['fold']} compile={r['compile']} nmf={r['nmf_init']}" for r in results]),
+        ("latency", [f"{r['latency_ms']:.1f} ms per batch" for r in results]),
+        ("throughput", [f"{r['fps']:.2f} frames/s" for r in results]),
+        ("first call", [f"{r['first_call_s']:.2f} s" + (f" (compile {r['compile_s']:.1f} s)" if r["compile_s"] else "")
+                        for r in results]),
     ]
-    if "baseline_fps" in r:
+    if "baseline_fps" in r0:
         rows += [
-            ("baseline", f"{r['baseline_latency_ms']:.1f} ms, {r['baseline_fps']:.2f} frames/s (eager fp32 NCHW)"),
-            ("speedup", f"{r['speedup']:.2f}x"),
-            ("argmax agree", f"{100 * r['argmax_agreement']:.3f} %"),
+            ("baseline", [f"{r0['baseline_latency_ms']:.1f} ms, {r0['baseline_fps']:.2f} frames/s (eager fp32 NCHW)"]),
+            ("speedup", [f"{r['speedup']:.2f}x" for r in results]),
+            ("argmax agree", [f"{100 * r['argmax_agreement']:.3f} %" for r in results]),
         ]
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
+    if "bare_openvino_fps" in r0:
+        rows += [
+            ("bare openvino", [f"{r0['bare_openvino_latency_ms']:.1f} ms, {r0['bare_openvino_fps']:.2f} frames/s (infer only)"]),
+            ("vs bare", [f"{r['vs_bare_openvino']:.2f}x" for r in results]),
+        ]
+    rows.append(("", [f"median of {r0['repeats']} calls, {ROUNDS} interleaved rounds"]))
+    key_width = max(len(k) for k, _ in rows)
+    col = max(len(v) for _, vals in rows[2:-1] for v in vals) if len(results) > 1 else 0
+    for key, values in rows:
+        cells = values if len(values) == len(results) else values[:1]
+        print(f"{key:<{key_width}}  " + "  ".join(f"{v:<{col}}" for v in cells).rstrip())

@@ -31,3 +31,29 @@ def test_bench_json_with_baseline(tmp_path):
     assert result["speedup"] == pytest.approx(result["fps"] / result["baseline_fps"], rel=1e-2)
     assert 0.0 <= result["argmax_agreement"] <= 1.0
     assert "throughput" in out.stdout  # the table
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "streamseg", "bench", *args], capture_output=True, text=True)
+
+
+def test_backends_side_by_side_and_against_bare_openvino(tmp_path):
+    pytest.importorskip("openvino")
+    out = _bench("--size", "96x64", "--backend", "torch,openvino", "--repeats", "3", "--warmup", "1",
+                 "--baseline", "--bare", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(result["backends"]) == {"torch", "openvino"}
+    for r in result["backends"].values():
+        assert r["baseline_fps"] == result["baseline_fps"]  # one baseline, timed once for both
+        assert r["vs_bare_openvino"] == pytest.approx(r["fps"] / r["bare_openvino_fps"], rel=1e-2)
+        assert 0.99 <= r["argmax_agreement"] <= 1.0
+    assert result["fps"] == max(r["fps"] for r in result["backends"].values())  # top level: the fastest
+    table = out.stdout
+    assert "torch on cpu" in table and "openvino on cpu" in table and "vs bare" in table
+
+
+def test_unknown_backend_is_a_usage_error():
+    out = _bench("--size", "64x64", "--backend", "torch,tensorrt")
+    assert out.returncode == 2
+    assert "tensorrt" in out.stderr and "torch, openvino, auto" in out.stderr
