@@ -217,7 +217,7 @@ rng = np.random.default_rng(0)
 written = 0
 try:
     for i in range(200):
-        mask = rng.integers(0, 8, (64, 96) if i < 10 else (256, 384), dtype=np.uint8)  # frame 10 does not fit
+        mask = rng.integers(0, 8, (64, 96) if i < 10 else (512, 768), dtype=np.uint8)  # frame 10 does not fit
         sink.write(Prediction(frame=Frame(image=np.zeros((64, 96, 3), np.uint8), index=i), mask=mask))
         written += 1
 except SinkError as exc:
