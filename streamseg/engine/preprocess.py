@@ -58,6 +58,12 @@ def preprocess(images: Tensor, geometry: Geometry, mean: Tensor, std: Tensor) ->
     return x.contiguous(memory_format=torch.channels_last)
 
 
+# Classes resized together. Eight keep a chunk in cache without paying the per-chunk overhead
+# too often: 150 classes to a 512x512 frame took 75 ms in chunks of 8 against 163 ms all at once
+# (720p: 310 against 618 ms; 2-core CPU); for 8 classes nothing changes. GPUs resize all at once.
+_CHUNK_CLASSES = 8
+
+
 def _resize_chunk(logits: Tensor, geometry: Geometry, from_padded: bool) -> Tensor:
     """Resize logits as mmseg does: to the padded input size, crop the pad, then to the frame size."""
     logits = logits.float()
@@ -81,11 +87,13 @@ def postprocess(
 
     Bilinear resizing is per channel, so resizing classes in chunks and keeping a
     running (max, argmax) gives exactly ``argmax`` of the full tensor; ties keep
-    the lowest class id, like ``torch.argmax``.
+    the lowest class id, like ``torch.argmax``. ``max_elements`` bounds a chunk's memory
+    for very large frames.
     """
     b, k = logits.shape[:2]
     h, w = geometry.frame
-    chunk = max(1, min(k, max_elements // max(1, b * h * w)))
+    per_chunk = _CHUNK_CLASSES if logits.device.type == "cpu" else k  # measured on CPUs only
+    chunk = max(1, min(k, per_chunk, max_elements // max(1, b * h * w)))
     best = ids = lse = None
     for start in range(0, k, chunk):
         part = _resize_chunk(logits[:, start : start + chunk], geometry, from_padded)
