@@ -55,8 +55,8 @@ def bench_engine(seg, frames: list[np.ndarray], batch: int) -> float:
 def bench_pipeline(video: Path, out: Path, seg, batch: int) -> dict:
     """The threaded pipeline around an engine that is already warm, like the other two measurements.
 
-    A fresh engine's first batch pays one-off costs (cuDNN autotuning, OpenVINO compile) that
-    would otherwise be charged to a short clip: 3 s of a 5.7 s run on an H100.
+    A fresh engine's first batch pays one-off costs (CUDA kernel loading, OpenVINO compile) that
+    would otherwise be charged to a short clip: 1.6-2.9 s on an H100.
     """
     from streamseg.pipeline import Pipeline, PipelineConfig, SinkConfig, SourceConfig
 
