@@ -1,7 +1,8 @@
 """mmseg 1.x's test-time pre- and post-processing, batched on the device.
 
-Pre: keep-ratio resize to the test scale (bilinear; the result is rounded to whole
-grey levels because mmseg resizes uint8 images), RGB mean/std normalisation, zero
+Pre: keep-ratio resize to the test scale (bilinear on uint8: the engine uses OpenCV for frames
+in host memory, exactly as mmseg; frames already on a GPU are resized here in float and rounded,
+within one grey level of OpenCV), RGB mean/std normalisation, zero
 padding bottom/right to a multiple of 32. Post: logits -> padded size -> crop ->
 frame size (bilinear, align_corners=False) -> argmax. Classes are processed in
 chunks so a 150-class 4K frame never materialises gigabytes of logits.
@@ -46,9 +47,13 @@ class Geometry:
 
 
 def preprocess(images: Tensor, geometry: Geometry, mean: Tensor, std: Tensor) -> Tensor:
-    """``(B, H, W, 3)`` uint8 RGB on the device -> normalised, padded ``(B, 3, Hp, Wp)`` float32, channels_last."""
+    """``(B, H, W, 3)`` uint8 RGB on the device -> normalised, padded ``(B, 3, Hp, Wp)`` float32, channels_last.
+
+    Images at the frame size are resized here (float bilinear, rounded); images already at the
+    resized size (the engine resizes host frames with OpenCV, as mmseg does) go straight on.
+    """
     x = images.permute(0, 3, 1, 2).float()  # NHWC storage == NCHW channels_last view
-    if geometry.resized != geometry.frame:
+    if tuple(x.shape[2:]) != geometry.resized:
         x = F.interpolate(x, size=geometry.resized, mode="bilinear", align_corners=False)
         x = x.round_().clamp_(0, 255)  # mmseg resizes uint8 images: whole grey levels
     x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
@@ -90,6 +95,9 @@ def postprocess(
     the lowest class id, like ``torch.argmax``. ``max_elements`` bounds a chunk's memory
     for very large frames.
     """
+    # NCHW as in mmseg: the channels_last kernel rounds differently from one channel count to
+    # another, the NCHW one handles every class plane alike, so chunks give mmseg's exact values.
+    logits = logits.float().contiguous()
     b, k = logits.shape[:2]
     h, w = geometry.frame
     per_chunk = _CHUNK_CLASSES if logits.device.type == "cpu" else k  # measured on CPUs only

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import cv2
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -411,12 +412,13 @@ class Segmenter:
             groups[(int(image.shape[0]), int(image.shape[1]))].append(pos)
         outputs = []
         for (h, w), positions in groups.items():
+            geo = self._geometry(h, w)
             stream_ids = [frames[p].source_id for p in positions]
-            device_images = self._to_device([images[p] for p in positions])
+            device_images = self._to_device(_resize_on_host([images[p] for p in positions], geo))
             if async_ov:
-                outputs.append(self._start_openvino(device_images, positions, stream_ids))
+                outputs.append(self._start_openvino(device_images, geo, positions, stream_ids))
                 continue
-            mask, conf, raw = self._run_group_fitting(device_images, stream_ids, confidence, logits)
+            mask, conf, raw = self._run_group_fitting(device_images, geo, stream_ids, confidence, logits)
             outputs.append((positions, mask, conf, raw))
         if async_ov:
             done = _OpenVINODone([handle for *_, handle in outputs])
@@ -494,7 +496,7 @@ class Segmenter:
         self._in_copy = keep
 
     def _run_group_fitting(
-        self, images: Tensor, stream_ids: list[str], confidence: bool, want_logits: bool
+        self, images: Tensor, geo: Geometry, stream_ids: list[str], confidence: bool, want_logits: bool
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """:meth:`_run_group`, halving the group while the device runs out of memory.
 
@@ -505,19 +507,19 @@ class Segmenter:
         if self.max_group is not None and n > self.max_group:
             k = self.max_group
             parts = [
-                self._run_group_fitting(images[i : i + k], stream_ids[i : i + k], confidence, want_logits)
+                self._run_group_fitting(images[i : i + k], geo, stream_ids[i : i + k], confidence, want_logits)
                 for i in range(0, n, k)
             ]
             return tuple(None if p[0] is None else torch.cat(p) for p in zip(*parts))  # type: ignore[return-value]
         try:
-            return self._run_group(images, stream_ids, confidence, want_logits)
+            return self._run_group(images, geo, stream_ids, confidence, want_logits)
         except (RuntimeError, MemoryError) as exc:
             if not _is_out_of_memory(exc):
                 raise
             if self._cuda:
                 torch.cuda.empty_cache()
             if n == 1:
-                h, w = int(images.shape[1]), int(images.shape[2])
+                h, w = geo.frame
                 raise OutOfMemoryError(
                     f"out of memory segmenting one {w}x{h} frame on {self.device} "
                     f"(test scale {self.info.test_scale}): free device memory, use a smaller model "
@@ -525,15 +527,14 @@ class Segmenter:
                 ) from exc
             self.max_group = max(1, n // 2)
             log.warning("out of memory with %d frames on %s: groups of %d from now on", n, self.device, self.max_group)
-            return self._run_group_fitting(images, stream_ids, confidence, want_logits)
+            return self._run_group_fitting(images, geo, stream_ids, confidence, want_logits)
 
     @torch.inference_mode()
     def _run_group(
-        self, images: Tensor, stream_ids: list[str], confidence: bool, want_logits: bool
+        self, images: Tensor, geo: Geometry, stream_ids: list[str], confidence: bool, want_logits: bool
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         stream = torch.cuda.stream(self._compute_stream) if self._cuda else _nullcontext()
         with stream:
-            geo = self._geometry(int(images.shape[1]), int(images.shape[2]))
             x = preprocess(images, geo, self.mean, self.std)
             if self.info.slide:
                 logits = self._slide(x, stream_ids)
@@ -573,9 +574,8 @@ class Segmenter:
         return mask, conf, raw
 
     @torch.inference_mode()
-    def _start_openvino(self, images: Tensor, positions: list[int], stream_ids: list[str]) -> tuple:
+    def _start_openvino(self, images: Tensor, geo: Geometry, positions: list[int], stream_ids: list[str]) -> tuple:
         """Preprocess and start an OpenVINO forward; :meth:`_finish_openvino` collects it."""
-        geo = self._geometry(int(images.shape[1]), int(images.shape[2]))
         x = preprocess(images, geo, self.mean, self.std)
         bases, steps = self.bases.initial(stream_ids, self.device)
         handle = self._ov.start(x, bases, steps)
@@ -684,6 +684,19 @@ class _nullcontext:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def _resize_on_host(images: list[Any], geo: Geometry) -> list[Any]:
+    """mmseg's own keep-ratio resize for frames in host memory: OpenCV bilinear on uint8 (mmcv.imresize).
+
+    OpenCV's fixed-point result differs from a rounded float resize by one grey level on ~10 % of
+    pixels, which moved 0.5 % of fp32 mask pixels against mmseg; resizing the same way makes the
+    fp32 masks identical. Frames already on a GPU stay there and are resized by ``preprocess``.
+    """
+    if geo.resized == geo.frame or any(isinstance(i, Tensor) and i.device.type != "cpu" for i in images):
+        return images
+    size = (geo.resized[1], geo.resized[0])
+    return [cv2.resize(np.asarray(i), size, interpolation=cv2.INTER_LINEAR) for i in images]
 
 
 def iter_batches(items: Iterable[Any], size: int) -> Iterable[list[Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -31,15 +32,15 @@ def reference_mask(model, img: np.ndarray, scale=(2048, 512)) -> np.ndarray:
     h, w = img.shape[:2]
     f = min(max(scale) / max(h, w), min(scale) / min(h, w))
     nh, nw = int(h * f + 0.5), int(w * f + 0.5)
-    x = torch.from_numpy(img).permute(2, 0, 1)[None].float()
     if (nh, nw) != (h, w):
-        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False).round().clamp(0, 255)
+        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)  # mmcv.imresize, bilinear, cv2 backend
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float()
     x = (x - MEAN) / STD
     ph, pw = math.ceil(nh / 32) * 32, math.ceil(nw / 32) * 32
     x = F.pad(x, (0, pw - nw, 0, ph - nh), value=0.0).contiguous(memory_format=torch.channels_last)
     torch.manual_seed(0)
     with torch.no_grad():
-        logits = model(x)
+        logits = model(x).contiguous()  # mmseg's tensors are plain NCHW
     logits = F.interpolate(logits, size=(ph, pw), mode="bilinear", align_corners=False)[:, :, :nh, :nw]
     logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
     return logits.argmax(1)[0].numpy().astype(np.uint8)
