@@ -23,9 +23,9 @@ from streamseg.training.data import (
     folder_classes,
     folder_pairs,
     infinite,
-    worker_init,
     read_pair,
     warmup_iters_for,
+    worker_init,
 )
 
 log = logging.getLogger(__name__)
