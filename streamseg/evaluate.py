@@ -11,7 +11,7 @@ import numpy as np
 from streamseg.errors import ConfigError
 from streamseg.metrics import ConfusionMatrix
 
-__all__ = ["read_mask", "score_mask_folders", "evaluate"]
+__all__ = ["read_mask", "score_mask_folders", "evaluate", "class_lines"]
 
 
 def read_mask(path: Path) -> np.ndarray:
@@ -24,7 +24,32 @@ def read_mask(path: Path) -> np.ndarray:
 
 
 def _summary(cm: ConfusionMatrix, count: int) -> dict[str, Any]:
-    return {"miou": cm.miou(), "aacc": cm.aacc(), "iou": cm.iou().tolist(), "images": count}
+    return {
+        "miou": cm.miou(),
+        "aacc": cm.aacc(),
+        "iou": cm.iou().tolist(),
+        "gt_pixels": cm.matrix.sum(1).tolist(),
+        "pred_pixels": cm.matrix.sum(0).tolist(),
+        "images": count,
+    }
+
+
+def class_lines(result: dict[str, Any], names: list[str]) -> list[str]:
+    """One line per class for people: its IoU, and why a class scores 0 or is left out of the mean.
+
+    A class the ground truth never shows but the model predicts somewhere scores IoU 0 however few
+    its pixels, which can weigh more in a short clip's mIoU than every other error together.
+    """
+    width = max(len(n) for n in names)
+    lines = []
+    for name, iou, gt, pred in zip(names, result["iou"], result["gt_pixels"], result["pred_pixels"]):
+        if iou != iou:  # NaN: neither in the ground truth nor predicted
+            lines.append(f"  {name:<{width}}  n/a     (not in the ground truth, never predicted: left out of the mean)")
+        elif gt == 0:
+            lines.append(f"  {name:<{width}}  {iou:.4f}  (not in the ground truth, yet predicted on {pred} pixels)")
+        else:
+            lines.append(f"  {name:<{width}}  {iou:.4f}")
+    return lines
 
 
 def score_mask_folders(pred_dir: str | Path, gt_dir: str | Path, *, num_classes: int, ignore_index: int = 255) -> dict[str, Any]:

@@ -48,3 +48,27 @@ def test_eval_reports_a_lost_frame(tmp_path):
         capture_output=True, text=True,
     )
     assert out.returncode == 2 and "000002.png" in out.stderr
+
+
+def test_eval_says_why_a_class_scores_zero_or_is_left_out(tmp_path):
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    gt.mkdir()
+    pred.mkdir()
+    g = np.zeros((4, 4), np.uint8)
+    g[:, 2:] = 1
+    p = g.copy()
+    p[0, 0] = 2  # class 2 never in the ground truth: one stray pixel gives it IoU 0
+    cv2.imwrite(str(gt / "000000.png"), g)
+    cv2.imwrite(str(pred / "000000.png"), p)
+    out = subprocess.run(
+        [sys.executable, "-m", "streamseg", "eval", "--pred", str(pred), "--gt", str(gt), "--num-classes", "4"],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = {line.split()[0]: line for line in out.stdout.splitlines()[1:]}
+    assert "not in the ground truth, yet predicted on 1 pixels" in lines["class_2"]
+    assert "0.0000" in lines["class_2"]
+    assert "left out of the mean" in lines["class_3"]
+    assert lines["class_1"].split()[1] == "1.0000"
+    # class 0: 8 gt px, 7 right; class 1: 8/8; class 2: 0; class 3 left out -> (7/8 + 1 + 0) / 3
+    assert out.stdout.startswith(f"mIoU {(7 / 8 + 1 + 0) / 3:.4f}")

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streamseg.evaluate import score_mask_folders
+    from streamseg.evaluate import class_lines, score_mask_folders
     from streamseg.synth import CLASSES, write_clip
     from streamseg.synth.cli import parse_size
 
@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         f"streamseg demo: {result['frames']} frames of a held-out clip (seed {args.seed}) "
         f"segmented at {result['fps']:.1f} fps\n"
         f"  mIoU {result['miou']:.4f}  aAcc {result['aacc']:.4f}  (vs ground truth in {clip_dir / 'masks'})\n"
-        f"  overlay video: {video_out}\n  masks:         {masks_out}/",
+        + "\n".join("  " + line for line in class_lines(scores, list(CLASSES)))
+        + f"\n  overlay video: {video_out}\n  masks:         {masks_out}/",
         file=sys.stderr if args.json else sys.stdout,
     )
     if args.json:

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streamseg.evaluate import evaluate, score_mask_folders
+    from streamseg.evaluate import class_lines, evaluate, score_mask_folders
 
     if args.pred or args.gt:
         if not (args.pred and args.gt and args.num_classes):
@@ -50,6 +50,5 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"miou": result["miou"], "aacc": result["aacc"], "iou": per_class, "images": result["images"]}))
     else:
         print(f"mIoU {result['miou']:.4f}  aAcc {result['aacc']:.4f}  ({result['images']} images)")
-        for name, iou in per_class.items():
-            print(f"  {name:<24} {'n/a' if iou is None else f'{iou:.4f}'}")
+        print("\n".join(class_lines(result, names)))
     return 0
