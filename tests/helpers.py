@@ -231,3 +231,23 @@ def scene(h: int, w: int, seed: int = 0) -> np.ndarray:
         cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.05, 0.3) * min(h, w)
         img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 255, 3)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def tiny_segmenter(model=None):
+    """Random-weight segnext_t (4 classes) at the frames' own size (no upscaling), fp32 on the CPU:
+    fast and deterministic, for pipeline mechanics (the mIoU tests use the bundled model)."""
+    import torch
+
+    from streamseg.engine import ModelInfo, Segmenter
+    from streamseg.model import build_segnext
+
+    if model is None:
+        torch.manual_seed(0)
+        model = build_segnext("segnext_t", num_classes=4).eval()
+    info = ModelInfo(
+        variant="segnext_t",
+        classes=("a", "b", "c", "d"),
+        palette=np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8),
+        test_scale=None,
+    )
+    return Segmenter(None, model=model, info=info, precision="fp32", device="cpu")

@@ -172,17 +172,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_input(seg: Any, batch: list[np.ndarray]) -> tuple[Any, Any]:
+    """The engine's own pre-processing of ``batch`` as a contiguous NCHW tensor on its device, and the geometry."""
+    import torch
+
+    from streamseg.engine.preprocess import Geometry, preprocess
+
+    h, w = batch[0].shape[:2]
+    geo = Geometry.for_frame(h, w, seg.info.test_scale)
+    images = torch.from_numpy(np.stack(batch)).to(seg.device)
+    return preprocess(images, geo, seg.mean, seg.std).contiguous(), geo
+
+
 def _baseline(seg: Any, batch: list[np.ndarray]) -> tuple[Callable[[], Any], np.ndarray]:
     """Eager fp32, contiguous NCHW, unfolded, same weights and NMF bases: (timed call, its masks)."""
     import torch
 
-    from streamseg.engine.preprocess import Geometry, postprocess, preprocess
+    from streamseg.engine.preprocess import postprocess
 
     model = copy.deepcopy(seg.model).to(seg.device).to(memory_format=torch.contiguous_format).eval()
-    h, w = batch[0].shape[:2]
-    geo = Geometry.for_frame(h, w, seg.info.test_scale)
-    images = torch.from_numpy(np.stack(batch)).to(seg.device)
-    x = preprocess(images, geo, seg.mean, seg.std).contiguous()
+    x, geo = _model_input(seg, batch)
     bases = seg.bases.fixed_bases().to(seg.device).expand(len(batch), -1, -1)
 
     def forward() -> torch.Tensor:
@@ -213,12 +222,9 @@ def _bare_openvino(seg: Any, batch: list[np.ndarray]) -> tuple[Callable[[], Any]
     import torch
 
     from streamseg.engine.openvino_backend import _import_openvino
-    from streamseg.engine.preprocess import Geometry, preprocess
 
     ov = _import_openvino()
-    h, w = batch[0].shape[:2]
-    geo = Geometry.for_frame(h, w, seg.info.test_scale)
-    x = preprocess(torch.from_numpy(np.stack(batch)), geo, seg.mean.cpu(), seg.std.cpu()).contiguous()
+    x = _model_input(seg, batch)[0].cpu()
     model = copy.deepcopy(seg.model).cpu().float().eval()
     t0 = time.perf_counter()
     with torch.no_grad(), warnings.catch_warnings():

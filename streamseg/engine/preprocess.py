@@ -70,8 +70,7 @@ _CHUNK_CLASSES = 8
 
 
 def _resize_chunk(logits: Tensor, geometry: Geometry, from_padded: bool) -> Tensor:
-    """Resize logits as mmseg does: to the padded input size, crop the pad, then to the frame size."""
-    logits = logits.float()
+    """Resize float32 logits as mmseg does: to the padded input size, crop the pad, then to the frame size."""
     if from_padded:
         logits = F.interpolate(logits, size=geometry.padded, mode="bilinear", align_corners=False)
         logits = logits[:, :, : geometry.resized[0], : geometry.resized[1]]

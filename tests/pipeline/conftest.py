@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from streamseg.engine import ModelInfo, Segmenter
 from streamseg.model import build_segnext
+
+import helpers
 
 
 @pytest.fixture(scope="session")
@@ -19,12 +20,4 @@ def tiny_model():
 @pytest.fixture
 def tiny_segmenter(tiny_model):
     """Random-weight segnext_t at the frames' own size (no upscaling), fp32: fast and deterministic."""
-    import numpy as np
-
-    info = ModelInfo(
-        variant="segnext_t",
-        classes=("a", "b", "c", "d"),
-        palette=np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8),
-        test_scale=None,
-    )
-    return Segmenter(None, model=tiny_model, info=info, precision="fp32", device="cpu")
+    return helpers.tiny_segmenter(tiny_model)

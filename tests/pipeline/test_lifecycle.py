@@ -17,7 +17,7 @@ import pytest
 from streamseg.pipeline import Pipeline, PipelineConfig, SinkConfig, SourceConfig
 from streamseg.sinks.callback import CallbackSink
 
-from helpers import make_video
+from helpers import make_video, tiny_segmenter
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -67,21 +67,7 @@ def _cycle(i: int, video, out, segmenter) -> dict:
 
 def _run_cycles(tmp: Path) -> dict:
     """300 cycles in this process (a fresh interpreter, see the test): what was left behind."""
-    import numpy as np
-    import torch
-
-    from streamseg.engine import ModelInfo, Segmenter
-    from streamseg.model import build_segnext
-
-    torch.manual_seed(0)
-    info = ModelInfo(
-        variant="segnext_t",
-        classes=("a", "b", "c", "d"),
-        palette=np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8),
-        test_scale=None,
-    )
-    segmenter = Segmenter(None, model=build_segnext("segnext_t", num_classes=4).eval(), info=info,
-                          precision="fp32", device="cpu")
+    segmenter = tiny_segmenter()
     video = make_video(tmp / "in.mp4", 6, size=(32, 32))
     out = tmp / "out"
     for i in range(60):  # warm-up: allocator arenas for new threads, codec tables, caches
