@@ -12,10 +12,12 @@ from typing import Any
 
 # streamseg runs decode, inference and encode threads side by side on few cores; OpenMP's
 # default busy-waiting makes torch's worker threads spin against them (measured: batches
-# 3-20x slower under contention). Only a default: the user's environment wins, and it can
-# only take effect if torch has not been imported yet.
-if "torch" not in sys.modules:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# 3-20x slower under contention, 4x with one busy process beside a 2-thread engine). Only a
+# default: the user's environment wins, and it can only take effect if torch has not been
+# imported yet. ``streamseg train`` drops it again (see streamseg.commands.train).
+_omp_policy_defaulted = "torch" not in sys.modules and "OMP_WAIT_POLICY" not in os.environ
+if _omp_policy_defaulted:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 __version__ = "0.1.0"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 
 from streamseg.config import apply_overrides, from_dict, load_yaml, parse_set
 
@@ -16,7 +18,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _spin_wait_openmp() -> None:
+    """Give torch's OpenMP threads their default spin-waiting back, if streamseg took it away.
+
+    Training has no threads of ours competing for the cores, and sleeping between the
+    thousands of small parallel regions of a training step costs more than it saves:
+    2.9 s against 4.2 s per iteration (batch 8 at 384x384, 2-core CPU, one data worker).
+    """
+    import streamseg
+
+    if streamseg._omp_policy_defaulted and "torch" not in sys.modules:
+        os.environ.pop("OMP_WAIT_POLICY", None)
+
+
 def run(args: argparse.Namespace) -> int:
+    _spin_wait_openmp()
     from streamseg.training import TrainConfig, train
     from streamseg.training.loop import export_safetensors
 

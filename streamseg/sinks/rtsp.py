@@ -36,6 +36,7 @@ from streamseg.sinks._common import (
     BaseSink,
     Timeline,
     check_options,
+    encoder_frame,
     fill_placeholder,
     safe_source_id,
 )
@@ -233,7 +234,7 @@ class RtspSink(BaseSink):
         """Encode and mux one frame; returns how many packets went out (the first one connects)."""
         assert pub.timeline is not None
         sent = 0
-        vf = av.VideoFrame.from_ndarray(image, format="rgb24")
+        vf = encoder_frame(image, "yuv420p")
         vf.pts = pub.timeline.pts(prediction.frame)
         vf.time_base = pub.timeline.time_base
         for packet in pub.stream.encode(vf):

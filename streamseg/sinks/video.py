@@ -62,6 +62,7 @@ from streamseg.sinks._common import (
     BaseSink,
     Timeline,
     check_options,
+    encoder_frame,
     ensure_writable_dir,
     fill_placeholder,
     safe_source_id,
@@ -272,7 +273,7 @@ class VideoSink(BaseSink):
         assert out.timeline is not None
         if out.full:
             raise SinkError(f"{self.name}: {out.path} cannot grow (the disk was full); free space and run again")
-        vf = av.VideoFrame.from_ndarray(fit_frame(image, out.size, self._align), format="rgb24")
+        vf = encoder_frame(fit_frame(image, out.size, self._align), self.pix_fmt)
         vf.pts = out.timeline.pts(frame)
         vf.time_base = out.timeline.time_base
         try:

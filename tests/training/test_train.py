@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -92,3 +93,22 @@ def test_param_groups_recipe():
     assert by_id[id(model.backbone.block1[0].attn.proj_1.weight)]["weight_decay"] == 0.01
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
     assert isinstance(groups[0]["params"][0], torch.nn.Parameter)
+
+
+@pytest.mark.parametrize("user_policy", [None, "ACTIVE"])
+def test_train_gives_openmp_its_spin_wait_back(user_policy):
+    """streamseg's PASSIVE default slows training ~30 %; `streamseg train` drops it, never the user's own."""
+    code = (
+        "import os, sys\n"
+        "import streamseg\n"
+        f"assert os.environ['OMP_WAIT_POLICY'] == {user_policy or 'PASSIVE'!r}\n"
+        "from streamseg.commands.train import _spin_wait_openmp\n"
+        "_spin_wait_openmp()\n"
+        "print(os.environ.get('OMP_WAIT_POLICY'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if user_policy:
+        env["OMP_WAIT_POLICY"] = user_policy
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(user_policy)
