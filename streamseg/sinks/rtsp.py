@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 #: What a lost or refused connection looks like from PyAV (av errors are OSErrors too).
 _CONNECTION_ERRORS = (OSError, EOFError, av.FFmpegError)
+#: What every RTSP client decodes.
+_PIX_FMT = "yuv420p"
 
 
 class _Publisher:
@@ -117,7 +119,7 @@ class RtspSink(BaseSink):
         self.dropped = 0
         self.reconnects = 0
         self._publishers: dict[str, _Publisher] = {}
-        self._align = chroma_alignment("yuv420p")
+        self._align = chroma_alignment(_PIX_FMT)
 
     @property
     def outputs(self) -> dict[str, str]:
@@ -167,7 +169,7 @@ class RtspSink(BaseSink):
             stream = container.add_stream("libx264", rate=self.fps)
             stream.width = w + (-w) % self._align[0]
             stream.height = h + (-h) % self._align[1]
-            stream.pix_fmt = "yuv420p"
+            stream.pix_fmt = _PIX_FMT
             timeline = Timeline(self.fps)
             stream.codec_context.time_base = timeline.start(prediction.frame)
             stream.codec_context.gop_size = self.gop
@@ -234,7 +236,7 @@ class RtspSink(BaseSink):
         """Encode and mux one frame; returns how many packets went out (the first one connects)."""
         assert pub.timeline is not None
         sent = 0
-        vf = encoder_frame(image, "yuv420p")
+        vf = encoder_frame(image, _PIX_FMT)
         vf.pts = pub.timeline.pts(prediction.frame)
         vf.time_base = pub.timeline.time_base
         for packet in pub.stream.encode(vf):

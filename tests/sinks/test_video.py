@@ -95,7 +95,7 @@ def test_encoder_frame_matches_ffmpegs_own_conversion() -> None:
         ours_err = np.abs(ours.to_ndarray(format="rgb24").astype(int) - image).mean()
         ffmpeg_err = np.abs(ffmpeg.to_ndarray(format="rgb24").astype(int) - image).mean()
         assert ours_err < ffmpeg_err + 0.5, (ours_err, ffmpeg_err)  # chroma: 2x2 mean vs swscale's filter
-    assert np.abs(a[64:] - b[64:]).mean() < 4
+        assert np.abs(a[64:] - b[64:]).mean() < 4
     # odd sizes and other formats are left to FFmpeg
     assert encoder_frame(noisy[:63], "yuv420p").format.name == "rgb24"
     assert encoder_frame(noisy, "yuv444p").format.name == "rgb24"

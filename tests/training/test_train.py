@@ -99,7 +99,7 @@ def test_param_groups_recipe():
 def test_train_gives_openmp_its_spin_wait_back(user_policy):
     """streamseg's PASSIVE default slows training ~30 %; `streamseg train` drops it, never the user's own."""
     code = (
-        "import os, sys\n"
+        "import os\n"
         "import streamseg\n"
         f"assert os.environ['OMP_WAIT_POLICY'] == {user_policy or 'PASSIVE'!r}\n"
         "from streamseg.commands.train import _spin_wait_openmp\n"
