@@ -243,6 +243,8 @@ class Segmenter:
         :class:`EngineConfig`, and keyword ``overrides`` replace its fields.
         """
         _check_fields(overrides)
+        if isinstance(weights, EngineConfig):  # the first argument is the weights, not the whole config
+            raise ConfigError("Segmenter(EngineConfig(...)): pass the config by keyword, Segmenter(config=EngineConfig(...))")
         cfg = replace(config or EngineConfig(), **overrides)
         if weights is not _FROM_CONFIG:
             cfg = replace(cfg, weights=None if weights is None else str(weights))

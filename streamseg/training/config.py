@@ -70,6 +70,7 @@ class TrainConfig:
     num_classes: int | None = None  # synthetic: 8; folder: from classes.json or required
     nmf_rank: int = 16
     pretrained: str | None = None  # backbone (ImageNet MSCAN) or full weights to start from
+    frozen_stages: int = 0  # fine-tuning: the first N encoder stages keep their weights (mmseg's frozen_stages)
     test_scale: tuple[int, int] = (2048, 512)  # stored with the checkpoint for inference
     iters: int = 160_000
     batch_size: int = 16

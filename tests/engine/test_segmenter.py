@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from streamseg.engine import Segmenter
+from streamseg.engine import EngineConfig, Segmenter
 from streamseg.errors import ConfigError, InputError, NumericalError, OutOfMemoryError
 from streamseg.model import build_segnext, load_checkpoint
 
@@ -206,6 +206,8 @@ def test_bad_options():
         Segmenter(None, model="segnext_t", nmf_init="random")
     with pytest.raises(ConfigError, match="fp16 runs on CUDA only"):
         Segmenter(None, model="segnext_t", precision="fp16", device="cpu")
+    with pytest.raises(ConfigError, match=r"Segmenter\(config=EngineConfig"):
+        Segmenter(EngineConfig(weights=None, model="segnext_t"))
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA"):
             Segmenter(None, model="segnext_t", device="cuda")

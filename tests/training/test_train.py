@@ -1,4 +1,4 @@
-"""`streamseg train` smoke test (a few iterations, tiny crops), the lr schedule, and the param groups."""
+"""`streamseg train` smoke test (a few iterations, tiny crops), frozen stages, the lr schedule, and the param groups."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from streamseg.config import from_dict
+from streamseg.errors import ConfigError
 from streamseg.model import build_segnext, load_checkpoint
 from streamseg.training import TrainConfig
-from streamseg.training.loop import lr_at, param_groups
+from streamseg.training.loop import lr_at, param_groups, train
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -61,6 +62,37 @@ eval: {{interval: 4, frames: 2, size: [96, 64]}}
     assert out.returncode == 0, out.stderr
     log = [json.loads(line) for line in (tmp_path / "wd" / "train_log.jsonl").read_text().splitlines()]
     assert [r["iter"] for r in log if "loss" in r][-2:] == [5, 6]
+
+
+def _tiny_config(tmp_path, **overrides) -> TrainConfig:
+    data = {
+        "model": "segnext_t", "iters": 3, "batch_size": 2, "workers": 0, "log_interval": 1,
+        "work_dir": str(tmp_path / "wd"), "data": {"size": [96, 64]},
+        "augment": {"scale": [96, 64], "crop_size": [64, 64]}, "optim": {"lr": 0.01, "warmup_iters": 1},
+        "eval": {"interval": 0},
+    }
+    return from_dict(TrainConfig, {**data, **overrides})
+
+
+def test_frozen_stages_keep_their_weights_and_batchnorm_statistics(tmp_path):
+    start = build_segnext("segnext_t", num_classes=8)
+    torch.save({"state_dict": start.state_dict()}, tmp_path / "start.pth")
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    summary = train(_tiny_config(tmp_path, pretrained=str(tmp_path / "start.pth"), frozen_stages=2), progress=False)
+    after = torch.load(summary["checkpoint"], weights_only=True)["state_dict"]
+    frozen = ("backbone.patch_embed1.", "backbone.block1.", "backbone.norm1.", "backbone.patch_embed2.",
+              "backbone.block2.", "backbone.norm2.")  # fmt: skip
+    for key, value in before.items():
+        if key.startswith(frozen) and not key.endswith("num_batches_tracked"):
+            assert torch.equal(after[key], value), key  # weights and BatchNorm running statistics
+    assert not torch.equal(after["backbone.block3.0.mlp.fc1.weight"], before["backbone.block3.0.mlp.fc1.weight"])
+    assert not torch.equal(after["backbone.patch_embed3.norm.running_mean"], before["backbone.patch_embed3.norm.running_mean"])
+    assert not torch.equal(after["decode_head.conv_seg.weight"], before["decode_head.conv_seg.weight"])
+
+
+def test_frozen_stages_out_of_range_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="frozen_stages must be between 0 and 4"):
+        train(_tiny_config(tmp_path, frozen_stages=5), progress=False)
 
 
 def test_unknown_key_in_train_config_exits_2(tmp_path):
