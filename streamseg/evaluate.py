@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 from streamseg.errors import ConfigError
 from streamseg.metrics import ConfusionMatrix
 
-__all__ = ["read_mask", "score_mask_folders", "evaluate", "class_lines"]
+__all__ = ["read_mask", "read_class_names", "score_mask_folders", "evaluate", "class_lines"]
 
 
 def read_mask(path: Path) -> np.ndarray:
@@ -21,6 +22,20 @@ def read_mask(path: Path) -> np.ndarray:
     if mask.ndim == 3:
         raise ConfigError(f"{path} is a colour image; masks must be single-channel class ids")
     return mask
+
+
+def read_class_names(folder: str | Path) -> list[str] | None:
+    """Class names from ``folder/classes.json`` (what ``streamseg synth`` writes), or None without one."""
+    meta = Path(folder) / "classes.json"
+    if not meta.exists():
+        return None
+    try:
+        names = json.loads(meta.read_text())["classes"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"cannot read class names from {meta} ({exc}): it needs {{\"classes\": [names]}}") from None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{meta}: \"classes\" must be a non-empty list of names, got {names!r}")
+    return names
 
 
 def _summary(cm: ConfusionMatrix, count: int) -> dict[str, Any]:

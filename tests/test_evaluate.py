@@ -72,3 +72,24 @@ def test_eval_says_why_a_class_scores_zero_or_is_left_out(tmp_path):
     assert lines["class_1"].split()[1] == "1.0000"
     # class 0: 8 gt px, 7 right; class 1: 8/8; class 2: 0; class 3 left out -> (7/8 + 1 + 0) / 3
     assert out.stdout.startswith(f"mIoU {(7 / 8 + 1 + 0) / 3:.4f}")
+
+
+def test_eval_takes_class_names_from_the_clips_classes_json(tmp_path, capsys):
+    from streamseg.cli import main
+
+    clip, pred = tmp_path / "clip", tmp_path / "pred"
+    (clip / "masks").mkdir(parents=True)
+    pred.mkdir()
+    g = np.zeros((4, 4), np.uint8)
+    g[:, 2:] = 2
+    cv2.imwrite(str(clip / "masks" / "000000.png"), g)
+    cv2.imwrite(str(pred / "000000.png"), g)
+    (clip / "classes.json").write_text(json.dumps({"classes": ["background", "cat", "dog"]}))
+    assert main(["eval", "--pred", str(pred), "--gt", str(clip / "masks"), "--json"]) == 0  # no --num-classes
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["iou"] == {"background": 1.0, "cat": None, "dog": 1.0}
+
+    (clip / "classes.json").write_text('{"labels": []}')
+    assert main(["eval", "--pred", str(pred), "--gt", str(clip / "masks")]) == 2
+    err = capsys.readouterr().err
+    assert "classes.json" in err and '"classes"' in err

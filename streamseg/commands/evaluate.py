@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from streamseg.errors import ConfigError
 
@@ -25,13 +26,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streamseg.evaluate import class_lines, evaluate, score_mask_folders
+    from streamseg.evaluate import class_lines, evaluate, read_class_names, score_mask_folders
 
     if args.pred or args.gt:
-        if not (args.pred and args.gt and args.num_classes):
-            raise ConfigError("--pred needs --gt and --num-classes")
-        result = score_mask_folders(args.pred, args.gt, num_classes=args.num_classes)
-        names = [f"class_{i}" for i in range(args.num_classes)]
+        # a clip from `streamseg synth` keeps classes.json beside its masks/ folder
+        names = read_class_names(Path(args.gt).parent) if args.gt else None
+        num_classes = args.num_classes or (len(names) if names else None)
+        if not (args.pred and args.gt and num_classes):
+            raise ConfigError("--pred needs --gt and --num-classes (or a classes.json beside the --gt folder)")
+        result = score_mask_folders(args.pred, args.gt, num_classes=num_classes)
+        if names is None or len(names) != num_classes:
+            names = [f"class_{i}" for i in range(num_classes)]
     else:
         if not args.data:
             raise ConfigError("give a DATA folder, or --pred DIR --gt DIR --num-classes N")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Iterator
@@ -13,6 +12,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from streamseg.errors import ConfigError
+from streamseg.evaluate import read_class_names
 from streamseg.training.config import AugmentConfig, DataConfig
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -149,10 +149,8 @@ def read_pair(image: Path, mask: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def folder_classes(path: str | Path) -> int | None:
-    meta = Path(path) / "classes.json"
-    if meta.exists():
-        return len(json.loads(meta.read_text())["classes"])
-    return None
+    names = read_class_names(path)
+    return None if names is None else len(names)
 
 
 class FolderDataset(Dataset):

@@ -9,19 +9,31 @@ import sys
 import av
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+from streamseg.cli import main
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_demo_json(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "streamseg", "demo", "--out", str(tmp_path / "demo"), "--frames", "30", "--json"],
+        [sys.executable, "-m", "streamseg", "demo", "--out", str(tmp_path / "demo"), "--json"],
         capture_output=True, text=True, cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["frames"] == result["frames_in"] == 30
-    assert result["miou"] >= 0.75  # a regression floor: the bundled model of this version scores 0.80 here (issue: 0.90)
-    assert len(list((tmp_path / "demo" / "masks").glob("*.png"))) == 30
+    assert result["frames"] == result["frames_in"] == 120
+    assert result["clip_fps"] == 10
+    # every class appears in the default clip, so no class's IoU is undefined
+    assert all(v is not None for v in result["iou"].values()), result["iou"]
+    assert result["miou"] >= 0.90  # the issue's bar; the bundled model scores 0.95 on this clip
+    assert len(list((tmp_path / "demo" / "masks").glob("*.png"))) == 120
     with av.open(result["video"]) as c:
-        assert sum(1 for _ in c.decode(video=0)) == 30
+        assert sum(1 for _ in c.decode(video=0)) == 120
     assert "mIoU" in out.stderr  # the human summary goes to stderr with --json
+
+
+@pytest.mark.parametrize("rate", ["0", "-5", "nan"])
+def test_bad_clip_fps_is_a_usage_error(tmp_path, capsys, rate):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--clip-fps", rate]) == 2
+    assert "--clip-fps must be a positive frame rate" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()  # nothing was written
