@@ -260,9 +260,16 @@ def test_a_slow_sink_drops_by_its_policy_and_never_holds_back_the_others(tmp_pat
 
 
 def test_a_stalled_live_source_never_slows_the_others(tiny_segmenter):
-    """Four live cameras at 20 fps; one freezes after half a second. The other three keep rate and latency."""
+    """Four live cameras at 20 fps; one freezes after half a second. The other three keep rate and latency.
+
+    Their rate is only owed while the engine has time to spare: on a shared 2-core machine the random
+    segnext_t (~20 ms a batch of one at 32x32) may not keep up with 60 fps, and then the ``latest``
+    policy drops (counted) however the sources behave. A stall that held the others back would leave
+    the engine idle instead.
+    """
     from streamseg.sources import PushSource
 
+    fps, run_s, stall_at, late = 20, 3.0, 0.5, 1.5
     cams = [PushSource(source_id=f"cam{i}") for i in range(4)]
     arrivals: dict[str, list[tuple[float, float]]] = {c.source_id: [] for c in cams}
 
@@ -275,18 +282,19 @@ def test_a_stalled_live_source_never_slows_the_others(tiny_segmenter):
     pipe.start()
     start = time.monotonic()
     i = 0
-    while (now := time.monotonic()) < start + 3.0:
-        for cam in cams[1:] if now > start + 0.5 else cams:  # cam0 freezes: no frames, no end
+    while (now := time.monotonic()) < start + run_s:
+        for cam in cams[1:] if now > start + stall_at else cams:  # cam0 freezes: no frames, no end
             cam.submit(index_frame(i, 32, 32))
         i += 1
-        time.sleep(max(0.0, start + i / 20 - time.monotonic()))
-    late = start + 1.5
+        time.sleep(max(0.0, start + i / fps - time.monotonic()))
     for cam in cams:
         cam.end()
     stats = pipe.join(timeout=20).as_dict()
-    assert max(t for t, _ in arrivals["cam0"]) < start + 1.0  # it really stalled
+    engine_busy = stats["stages"]["engine"]["busy_s"] / (time.monotonic() - start)
+    assert max(t for t, _ in arrivals["cam0"]) < start + stall_at + 0.5  # it really stalled
     for sid in ("cam1", "cam2", "cam3"):
-        recent = [lat for t, lat in arrivals[sid] if late <= t < start + 3.0]
-        assert len(recent) >= 0.7 * 20 * 1.5, (sid, len(recent))  # kept (most of) its 20 fps
+        recent = [lat for t, lat in arrivals[sid] if start + late <= t < start + run_s]
+        kept_rate = len(recent) >= 0.7 * fps * (run_s - late)
+        assert kept_rate or engine_busy > 0.75, (sid, len(recent), round(engine_busy, 2))
         assert sorted(recent)[int(0.95 * (len(recent) - 1))] < 0.3, sid  # and its latency
     assert stats["frames_in"] == stats["frames_out"] + sum(stats["dropped"].values())
