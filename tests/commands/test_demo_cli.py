@@ -25,7 +25,7 @@ def test_demo_json(tmp_path):
     assert result["clip_fps"] == 10
     # every class appears in the default clip, so no class's IoU is undefined
     assert all(v is not None for v in result["iou"].values()), result["iou"]
-    assert result["miou"] >= 0.90  # the bar; the bundled model scores 0.95 on this clip
+    assert result["miou"] >= 0.90  # the bar; the bundled model scores 0.96 on this clip
     assert len(list((tmp_path / "demo" / "masks").glob("*.png"))) == 120
     with av.open(result["video"]) as c:
         assert sum(1 for _ in c.decode(video=0)) == 120
