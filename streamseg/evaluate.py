@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import numpy as np
 
 from streamseg.errors import ConfigError
 from streamseg.metrics import ConfusionMatrix
+
+log = logging.getLogger(__name__)
 
 __all__ = ["read_mask", "read_class_names", "score_mask_folders", "evaluate", "class_lines"]
 
@@ -87,7 +90,16 @@ def evaluate(data: str | Path, *, segmenter: Any, ignore_index: int = 255) -> di
     from streamseg.training.data import folder_pairs, read_pair
 
     data = Path(data)
-    cm = ConfusionMatrix(len(segmenter.classes), ignore_index=ignore_index)
+    model_classes = list(segmenter.classes)
+    names = read_class_names(data)
+    if names is not None and len(names) != len(model_classes):
+        raise ConfigError(
+            f"{data / 'classes.json'} lists {len(names)} classes but the model predicts {len(model_classes)} "
+            f"({segmenter.info.weights}): evaluate it with weights trained on these classes"
+        )
+    if names is not None and names != model_classes:
+        log.warning("%s names the classes %s, the model %s: scores are by class id", data, names, model_classes)
+    cm = ConfusionMatrix(len(model_classes), ignore_index=ignore_index)
     count = 0
     if (data / "images").is_dir():
         for pair in folder_pairs(data):

@@ -8,6 +8,7 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 
 
 def test_eval_pred_vs_gt_hand_computed(tmp_path):
@@ -93,3 +94,24 @@ def test_eval_takes_class_names_from_the_clips_classes_json(tmp_path, capsys):
     assert main(["eval", "--pred", str(pred), "--gt", str(clip / "masks")]) == 2
     err = capsys.readouterr().err
     assert "classes.json" in err and '"classes"' in err
+
+
+def test_eval_refuses_a_model_with_another_class_count_than_the_data(tmp_path, caplog):
+    from streamseg.errors import ConfigError
+    from streamseg.evaluate import evaluate
+
+    from helpers import tiny_segmenter
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), np.full((32, 32, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "masks" / "a.png"), np.zeros((32, 32), np.uint8))
+    seg = tiny_segmenter()  # 4 classes
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": ["background", "cat", "dog"]}))
+    with pytest.raises(ConfigError, match=r"lists 3 classes but the model predicts 4"):
+        evaluate(tmp_path, segmenter=seg)
+
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": ["background", "cat", "dog", "bird"]}))
+    with caplog.at_level("WARNING", logger="streamseg.evaluate"):
+        result = evaluate(tmp_path, segmenter=seg)
+    assert result["images"] == 1 and "scores are by class id" in caplog.text
