@@ -66,19 +66,21 @@ def _cycle(i: int, video, out, segmenter) -> dict:
 
 
 def _run_cycles(tmp: Path) -> dict:
-    """300 cycles in this process (a fresh interpreter, see the test): what was left behind."""
+    """400 cycles in this process (a fresh interpreter, see the test): what was left behind."""
     segmenter = tiny_segmenter()
     video = make_video(tmp / "in.mp4", 6, size=(32, 32))
     out = tmp / "out"
-    for i in range(60):  # warm-up: allocator arenas for new threads, codec tables, caches
+    # warm-up: allocator arenas for new threads, codec tables, caches. Trimmed RSS climbs ~15 MB over
+    # the first ~200 cycles and then stays level (measured over 700), so the readings start at 160.
+    for i in range(160):
         _cycle(i, video, out, segmenter)
     gc.collect()
-    fds, rss = _fds(), [_rss_mb()]
+    fds, rss = _fds(), []
     ends = set()
-    for i in range(60, 300):
+    for i in range(160, 400):
         stats = _cycle(i, video, out, segmenter)
         ends.add(stats["frames_out"] == 6)
-        if i % 80 == 59:
+        if i % 20 == 19:
             rss.append(_rss_mb())
     return {"ends": sorted(ends), "threads": _threads(), "fds": [fds, _fds()], "rss": rss}
 
@@ -94,9 +96,12 @@ def test_hundreds_of_start_stop_cycles_leak_nothing(tmp_path):
     assert r["threads"] == []
     assert r["fds"][1] <= r["fds"][0], f"file handles grew from {r['fds'][0]} to {r['fds'][1]}"
     rss = r["rss"]
-    # a leak grows linearly; trimmed RSS still wanders +-5 MB (measured over 800 cycles), so allow
-    # 12 MB over the last 160 cycles (75 kB a cycle: far less than one leaked decoder, encoder or engine)
-    assert rss[-1] - rss[1] < 12, f"RSS (MB) after each 80 cycles: {[round(x, 1) for x in rss]}"
+    # A leak raises the floor of RSS cycle after cycle; trimmed RSS also jumps up and down by up to
+    # ~18 MB between single readings (memory held for a moment: codec buffers, arenas), so compare the
+    # lowest of the first four readings (every 20 cycles) with the lowest of the last four, 160 cycles
+    # later: under 12 MB is under 75 kB a cycle, far less than one leaked decoder, encoder or engine.
+    grown = min(rss[-4:]) - min(rss[:4])
+    assert grown < 12, f"RSS floor grew {grown:.1f} MB; readings every 20 cycles: {[round(x, 1) for x in rss]}"
 
 
 if __name__ == "__main__":
