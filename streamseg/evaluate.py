@@ -94,8 +94,8 @@ def evaluate(data: str | Path, *, segmenter: Any, ignore_index: int = 255) -> di
     names = read_class_names(data)
     if names is not None and len(names) != len(model_classes):
         raise ConfigError(
-            f"{data / 'classes.json'} lists {len(names)} classes but the model predicts {len(model_classes)} "
-            f"({segmenter.info.weights}): evaluate it with weights trained on these classes"
+            f"{data / 'classes.json'} lists {len(names)} classes but the model predicts {len(model_classes)}: "
+            "evaluate it with weights trained on these classes"
         )
     if names is not None and names != model_classes:
         log.warning("%s names the classes %s, the model %s: scores are by class id", data, names, model_classes)
