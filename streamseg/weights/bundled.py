@@ -20,9 +20,9 @@ SYNTH = register_weights(
         palette=tuple(tuple(int(v) for v in c) for c in PALETTE),
         bundled="segnext_t_synth.safetensors",
         # Segmented at 1.25x the 640x360 scenes it was trained on: finer boundaries and fewer objects
-        # taken for another class. mIoU on 16 held-out clips, 1.0 / 1.125 / 1.25 / 1.375 / 1.5x:
-        # seeds 1-8 at 12 s 0.865 / 0.879 / 0.883 / 0.878 / 0.872; 1.25x also 0.723 -> 0.748 on
-        # `streamseg synth` defaults (10 s at 30 fps) for seeds 11-18. 1.46x slower than 1x.
+        # taken for another class. Mean mIoU over 12 s clips of seeds 1-8 at 1.0 / 1.125 / 1.25 /
+        # 1.375 / 1.5x: 0.865 / 0.879 / 0.883 / 0.878 / 0.872; over `streamseg synth` defaults
+        # (10 s at 30 fps) of seeds 11-18: 0.723 at 1x, 0.748 at 1.25x. 1.46x slower than 1x.
         test_scale=(800, 450),
         nmf_rank=16,
         license="Apache-2.0",
