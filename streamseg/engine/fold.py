@@ -106,13 +106,11 @@ def fold_model(model: nn.Module) -> nn.Module:
         raise ValueError("fold_model needs an eval-mode model (BatchNorm running statistics are folded in)")
     folded = copy.deepcopy(model)
     backbone = folded.backbone
-    for i in range(1, len(backbone.depths) + 1):  # parts already folded are kept: folding is idempotent
-        embed = getattr(backbone, f"patch_embed{i}")
+    for i, (embed, blocks, _) in enumerate(backbone.stages(), start=1):  # folded parts are kept: idempotent
         if isinstance(embed, StemConv):
             setattr(backbone, f"patch_embed{i}", FoldedStem(embed))
         elif isinstance(embed, OverlapPatchEmbed):
             setattr(backbone, f"patch_embed{i}", FoldedPatchEmbed(embed))
-        blocks = getattr(backbone, f"block{i}")
         for j, block in enumerate(blocks):
             if isinstance(block, Block):
                 blocks[j] = FoldedBlock(block)

@@ -175,12 +175,19 @@ class MSCAN(nn.Module):
             setattr(self, f"block{i}", blocks)
             setattr(self, f"norm{i}", ChannelLayerNorm(dim, eps=1e-5))
 
+    def stages(self) -> list[tuple[nn.Module, nn.ModuleList, nn.Module]]:
+        """(patch embedding, blocks, norm) of each stage in order; flat attributes keep mmseg's parameter names."""
+        return [
+            (getattr(self, f"patch_embed{i}"), getattr(self, f"block{i}"), getattr(self, f"norm{i}"))
+            for i in range(1, len(self.depths) + 1)
+        ]
+
     def forward(self, x: Tensor) -> list[Tensor]:
         outs = []
-        for i in range(1, len(self.depths) + 1):
-            x = getattr(self, f"patch_embed{i}")(x)
-            for block in getattr(self, f"block{i}"):
+        for embed, blocks, norm in self.stages():
+            x = embed(x)
+            for block in blocks:
                 x = block(x)
-            x = getattr(self, f"norm{i}")(x)
+            x = norm(x)
             outs.append(x)
         return outs

@@ -69,7 +69,7 @@ def freeze_stages(model: nn.Module, n: int) -> list[nn.Module]:
     stages = len(backbone.depths)
     if not 0 <= n <= stages:
         raise ConfigError(f"frozen_stages must be between 0 and {stages} for {type(backbone).__name__}, got {n}")
-    frozen = [getattr(backbone, f"{part}{i}") for i in range(1, n + 1) for part in ("patch_embed", "block", "norm")]
+    frozen = [part for stage in backbone.stages()[:n] for part in stage]
     for module in frozen:
         module.requires_grad_(False)
     return frozen
