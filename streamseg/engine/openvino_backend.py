@@ -1,8 +1,9 @@
 """OpenVINO CPU backend: a drop-in for ``Segmenter._forward`` (``forward_with_bases``).
 
 Why: on CPUs OpenVINO's fused graph and bf16 kernels (AMX/AVX-512) run SegNeXt faster
-than PyTorch eager (~24 vs ~80 ms at 512x512 on an idle 2-core AMX machine). The NMF's initial bases stay a graph *input* and the converged bases
-an *output*, so the engine's ``reference``/``fixed``/``warm`` policies work unchanged.
+than PyTorch (46-49 vs 80-145 ms for torch bf16 at 512x512 on a 2-core AMX VM; docs/performance.md).
+The NMF's initial bases stay a graph *input* and the converged bases an *output*, so the
+engine's ``reference``/``fixed``/``warm`` policies work unchanged.
 
 Shapes: the model is converted once per NMF step count (a Python loop, so baked into
 the graph) with dynamic batch/height/width; each input shape a stream produces is
