@@ -40,7 +40,7 @@ def main() -> None:
     rgb = np.ascontiguousarray(SceneClip(seed=7, size=(w + w % 2, h + h % 2)).frame(0)[0][:h, :w])
     seg(rgb)  # converts the model (or reads the cached IR) and compiles it for this size
     fwd = seg._ov
-    ((b, ph, pw, steps), entry), *_ = fwd._compiled.items()
+    (b, ph, pw, steps), *_ = fwd._compiled  # the one input shape compiled just now
     model = fwd._ir_model(steps, fwd.channels, fwd.rank).clone()
     model.reshape({0: ov.PartialShape([b, ph, pw, 3]), 1: ov.PartialShape([b, fwd.channels, fwd.rank])})
     config = {k: v for k, v in fwd._config.items() if k != "CACHE_DIR"}
