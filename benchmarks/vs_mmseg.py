@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 
-def _stub_mmcv_ops() -> None:
+def stub_mmcv_ops() -> None:
     ops = types.ModuleType("mmcv.ops")
 
     def missing(name: str) -> type:
@@ -54,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
 
-    _stub_mmcv_ops()
+    stub_mmcv_ops()
     import mmseg
     from mmengine import Config
     from mmseg.apis import inference_model, init_model
