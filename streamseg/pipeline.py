@@ -56,11 +56,14 @@ class SourceConfig:
     policy: str | None = None  # None: latest for live sources, lossless otherwise
     max_age_ms: float | None = 1000.0  # latest: frames older than this are dropped when a newer one waits
     queue_size: int | None = None  # None: 1 for latest, 2 x batch for lossless
+    on_error: str = "fail"  # fail: the first error stops the run; skip: end this source, the others go on
     options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.policy not in (None, "lossless", "latest"):
             raise ConfigError(f"sources[].policy must be 'lossless' or 'latest', got {self.policy!r}")
+        if self.on_error not in ("fail", "skip"):
+            raise ConfigError(f"sources[].on_error must be 'fail' or 'skip', got {self.on_error!r}")
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,7 @@ class PipelineStats:
     reconnects: dict[str, int] = field(default_factory=dict)
     sink_dropped: dict[str, int] = field(default_factory=dict)
     decode_errors: dict[str, int] = field(default_factory=dict)
+    source_errors: dict[str, str] = field(default_factory=dict)  # sources that failed under on_error=skip
     started: float = 0.0
     ended: float = 0.0
     latency: _LatencyWindow = field(default_factory=_LatencyWindow)
@@ -164,6 +168,7 @@ class PipelineStats:
             "sink_dropped": dict(self.sink_dropped),
             "reconnects": dict(self.reconnects),
             "decode_errors": dict(self.decode_errors),
+            "source_errors": dict(self.source_errors),
             "wall_s": round(self.wall_s, 3),
             "fps": round(self.frames_out / self.wall_s, 3) if self.wall_s else 0.0,
             "latency_ms": self.latency.percentiles(),
@@ -183,6 +188,8 @@ class _SourceWorker:
         size = cfg.queue_size or (1 if self.policy == "latest" else max(2, 2 * batch_size))
         self.queue: queue.Queue = queue.Queue(maxsize=size)
         self.max_age = cfg.max_age_ms / 1000.0 if cfg.max_age_ms else None
+        self.skip_errors = cfg.on_error == "skip"
+        self.error: str | None = None  # what ended this source under on_error=skip
         self.dropped = 0
         self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name=f"streamseg-source-{self.id}", daemon=True)
@@ -199,7 +206,13 @@ class _SourceWorker:
                 if frame is None:
                     break
                 self._put(frame)
-        except BaseException as exc:  # noqa: BLE001 - travels to the caller
+        except Exception as exc:  # noqa: BLE001 - travels to the caller, or is reported under skip
+            if self.skip_errors:
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.warning("source %s failed and is skipped (on_error=skip): %s", self.id, self.error)
+            else:
+                self.pipeline._fail(f"source {self.id}", exc)
+        except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt and the like always stop the run
             self.pipeline._fail(f"source {self.id}", exc)
         finally:
             try:
@@ -652,6 +665,8 @@ class Pipeline:
             s.dropped[src.id] = src.dropped + int(getattr(st, "dropped", 0) or 0)
             s.decode_errors[src.id] = int(getattr(st, "decode_errors", 0) or 0)
             s.reconnects[src.id] = st.reconnects
+            if src.error is not None:
+                s.source_errors[src.id] = src.error
             decode_frames += st.frames
             decode_busy += st.busy_s
         s.stages["decode"] = {"frames": int(decode_frames), "busy_s": round(decode_busy, 4)}

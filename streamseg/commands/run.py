@@ -1,6 +1,7 @@
 """``streamseg run [CONFIG.yaml] --source URI ... --sink KIND:TARGET ...``: run a pipeline.
 
-Exit codes: 0 done, 1 runtime failure, 2 bad configuration or weights, 130 SIGINT, 143 SIGTERM.
+Exit codes: 0 done, 1 runtime failure (or a source skipped under --on-source-error skip),
+2 bad configuration or weights, 130 SIGINT, 143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="registered name, checkpoint path or URL (default: the bundled demo model)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set batch_size=8 --set engine.precision=fp32")
+    parser.add_argument("--on-source-error", choices=("fail", "skip"),
+                        help="fail (default): a broken source stops the run; skip: the other sources finish, "
+                        "the broken ones are reported and the exit code is 1")
     parser.add_argument("--stats-json", metavar="PATH", help="write run statistics as JSON")
     parser.add_argument("--json", action="store_true", help="print the statistics as one JSON line at the end")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or status line")
@@ -55,7 +59,10 @@ def build_config(args: argparse.Namespace) -> Any:
         data["engine"] = engine
     if args.stats_json:
         data["stats_json"] = args.stats_json
-    data = apply_overrides(PipelineConfig.expand_shorthand(data), parse_set(args.set))
+    data = PipelineConfig.expand_shorthand(data)
+    if args.on_source_error:
+        data["sources"] = [dict(item, on_error=args.on_source_error) for item in data.get("sources") or []]
+    data = apply_overrides(data, parse_set(args.set))
     cfg = PipelineConfig.from_dict(data)
     check_sources(cfg)
     return cfg
@@ -113,7 +120,13 @@ def run(args: argparse.Namespace) -> int:
     if "error" in summary:
         print(f"streamseg run: error in {error}", file=sys.stderr)
         return 1
-    return 128 + received[0] if received else 0
+    if received:
+        return 128 + received[0]
+    if summary["source_errors"]:
+        for sid, message in summary["source_errors"].items():
+            print(f"streamseg run: source {sid} failed and was skipped: {message}", file=sys.stderr)
+        return 1
+    return 0
 
 
 class _Progress:

@@ -107,6 +107,22 @@ def test_missing_input_and_config_files_exit_2(tmp_path):
     assert out.returncode == 2 and "not valid YAML" in out.stderr
 
 
+def test_a_broken_source_is_skipped_on_request_and_the_exit_code_says_so(tmp_path, tiny_weights):
+    a = make_video(tmp_path / "a.mp4", 12, size=(96, 64))
+    (tmp_path / "b.mp4").write_bytes(b"this is not a video" * 100)
+    args = ["run", "--source", str(a), "--source", "b.mp4", "--sink", "masks:m/", "--weights", str(tiny_weights),
+            "--stats-json", "stats.json", "--no-progress"]
+    out = _run([*args, "--on-source-error", "skip"], cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert "source 1 failed and was skipped" in out.stderr and "b.mp4" in out.stderr
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["frames_out"] == 12 and list(stats["source_errors"]) == ["1"] and "error" not in stats
+    assert len(list((tmp_path / "m").glob("*.png"))) == 12  # the good source is complete (the only one with frames)
+    out = _run(args, cwd=tmp_path)  # the default stops at the first broken source
+    assert out.returncode == 1 and "error in source 1" in out.stderr
+    assert "error" in json.loads((tmp_path / "stats.json").read_text())
+
+
 def test_shipped_configs_are_valid():
     from streamseg.config import load_yaml
     from streamseg.pipeline import PipelineConfig

@@ -146,6 +146,57 @@ def test_source_error_names_the_source(tmp_path, tiny_segmenter):
     assert _no_pipeline_threads()
 
 
+def _folder_broken_at(folder, good: int, after: int = 2):
+    """Images 0..good-1 decodable, then one that is not, then ``after`` more good ones."""
+    import cv2
+
+    folder.mkdir()
+    for i in range(good + 1 + after):
+        if i == good:
+            (folder / f"{i:03d}.png").write_bytes(b"\x89PNG truncated")
+        else:
+            cv2.imwrite(str(folder / f"{i:03d}.png"), index_frame(i, 40, 32))
+    return folder
+
+
+def test_on_error_skip_finishes_the_other_sources_and_reports_the_broken_one(tmp_path, tiny_segmenter):
+    video = make_video(tmp_path / "a.mp4", 15, size=(64, 48))
+    notvideo = tmp_path / "notvideo.mp4"
+    notvideo.write_bytes(b"this is not a video" * 100)
+    folder = _folder_broken_at(tmp_path / "imgs", good=3)
+    seen, sink = _collect()
+    cfg = PipelineConfig(
+        sources=[
+            SourceConfig(uri=str(video), id="good"),
+            SourceConfig(uri=str(notvideo), id="unreadable", on_error="skip"),
+            SourceConfig(uri=str(folder), id="midway", on_error="skip"),
+        ],
+        batch_size=2,
+        progress=False,
+    )
+    stats = Pipeline(cfg, sinks=[sink], segmenter=tiny_segmenter).run().as_dict()
+    by_source: dict[str, list[int]] = {}
+    for p in seen:
+        by_source.setdefault(p.frame.source_id, []).append(p.frame.index)
+    assert by_source == {"good": list(range(15)), "midway": [0, 1, 2]}  # what was read before the error is kept
+    assert set(stats["source_errors"]) == {"unreadable", "midway"}
+    assert "not a video" in stats["source_errors"]["unreadable"]
+    assert "cannot decode image" in stats["source_errors"]["midway"] and "003.png" in stats["source_errors"]["midway"]
+    assert stats["frames_in_per_source"] == {"good": 15, "unreadable": 0, "midway": 3}
+    assert stats["frames_in"] == stats["frames_out"] == 18
+    assert _no_pipeline_threads()
+
+
+def test_on_error_fail_is_the_default_and_stops_at_a_midway_error(tmp_path, tiny_segmenter):
+    folder = _folder_broken_at(tmp_path / "imgs", good=3)
+    cfg = PipelineConfig(sources=[SourceConfig(uri=str(folder), id="midway")], progress=False)
+    with pytest.raises(StageError, match="source midway.*003.png"):
+        Pipeline(cfg, segmenter=tiny_segmenter).run()
+    with pytest.raises(ConfigError, match="on_error must be 'fail' or 'skip'"):
+        PipelineConfig.from_dict({"sources": [{"uri": str(folder), "on_error": "ignore"}]})
+    assert _no_pipeline_threads()
+
+
 def test_stop_from_another_thread(tmp_path, tiny_segmenter):
     video = make_video(tmp_path / "in.mp4", 300, size=(64, 48))
     seen, sink = _collect()
