@@ -9,7 +9,9 @@ Rules every worker follows: each blocking call has a timeout and re-checks the
 stop event; each producer puts ``_END`` on its queue exactly once (in ``finally``);
 the thread that opens a resource (source, model, sink) is the one that closes it;
 the first exception anywhere is recorded with its stage name, sets the stop event,
-and is re-raised to the caller as :class:`StageError` after every thread has ended.
+and is re-raised to the caller as :class:`StageError` after every thread has ended
+(a source with ``on_error="skip"`` instead ends alone, its error kept in
+``stats.source_errors``).
 
 Shutdown order (normal end, ``stop()``, Ctrl-C or an error):
   1. the stop event is set (or every source reaches its end);
