@@ -13,9 +13,9 @@ mmseg must be importable next to streamseg (a separate virtual environment keeps
     python ../shared/parity/make_checkpoint.py ../shared/parity/segnext_t/keys.json 1001 /tmp/segnext_t.pth
     /tmp/mmseg-venv/bin/python benchmarks/vs_mmseg.py --checkpoint /tmp/segnext_t.pth [--size 512x512] [--json]
 
-This script imports torch before streamseg, so torch's OpenMP threads keep their default spin-waiting, unlike
-under ``streamseg run``/``bench`` (PASSIVE); the header line prints the policy in effect. Start
-with ``OMP_WAIT_POLICY=PASSIVE`` to time the torch rows as streamseg runs them.
+This script imports torch before streamseg, so torch's OpenMP threads keep their default
+spin-waiting, unlike under ``streamseg run``/``bench`` (PASSIVE); the header line prints the policy
+in effect. Start with ``OMP_WAIT_POLICY=PASSIVE`` to time the torch rows as streamseg runs them.
 
 mmcv-lite has no compiled ops, yet mmseg imports a few at start-up (SegNeXt uses none of them),
 so a stub module stands in for ``mmcv.ops``.
@@ -112,7 +112,8 @@ def main() -> None:
             row["agreement"] = round(float((twin(rgb) == ref_mask).mean()), 5)
         rows.append(row)
     policy = os.environ.get("OMP_WAIT_POLICY") or "OpenMP default"
-    print(f"{w}x{h}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY {policy}, mmseg {mmseg.__version__}, torch {torch.__version__}")
+    print(f"{w}x{h}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY {policy}, "
+          f"mmseg {mmseg.__version__}, torch {torch.__version__}")
     for r in rows:
         agree = f"  agreement {100 * r['agreement']:.3f} %" if "agreement" in r else ""
         print(f"{r['name']:<36} {r['ms']:>8.1f} ms  {r['x_mmseg']:>5.2f}x mmseg{agree}")

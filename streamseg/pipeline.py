@@ -208,14 +208,12 @@ class _SourceWorker:
                 if frame is None:
                     break
                 self._put(frame)
-        except Exception as exc:  # noqa: BLE001 - travels to the caller, or is reported under skip
-            if self.skip_errors:
+        except BaseException as exc:  # noqa: BLE001 - travels to the caller, or is reported under skip
+            if self.skip_errors and isinstance(exc, Exception):  # KeyboardInterrupt and the like still stop the run
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.warning("source %s failed and is skipped (on_error=skip): %s", self.id, self.error)
             else:
                 self.pipeline._fail(f"source {self.id}", exc)
-        except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt and the like always stop the run
-            self.pipeline._fail(f"source {self.id}", exc)
         finally:
             try:
                 self.source.close()
