@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 
 import av
 import pytest
+import torch
 
 from streamseg.cli import main
 
@@ -30,6 +32,10 @@ def test_demo_json(tmp_path):
     with av.open(result["video"]) as c:
         assert sum(1 for _ in c.decode(video=0)) == 120
     assert "mIoU" in out.stderr  # the human summary goes to stderr with --json
+    # on a CPU with the openvino extra (the test install has it) the demo runs on OpenVINO
+    openvino = importlib.util.find_spec("openvino") is not None
+    assert result["backend"] == ("openvino" if openvino and not torch.cuda.is_available() else "torch")
+    assert f"({result['backend']} {result['precision']} on " in out.stderr
 
 
 @pytest.mark.parametrize("rate", ["0", "-5", "nan"])
