@@ -67,11 +67,12 @@ def photometric(img: np.ndarray, rng: np.random.Generator, *, hue_delta: int = 1
     if contrast_first and rng.random() < 0.5:
         out *= rng.uniform(0.5, 1.5)
     out = np.clip(out, 0, 255).astype(np.uint8)
-    if rng.random() < 0.5 or rng.random() < 0.5:
+    saturation, hue = rng.random() < 0.5, rng.random() < 0.5  # each p=0.5; one HSV round trip for both
+    if saturation or hue:
         hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV).astype(np.int16)
-        if rng.random() < 0.5:
+        if saturation:
             hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.5, 1.5), 0, 255)
-        if rng.random() < 0.5:
+        if hue:
             hsv[..., 0] = (hsv[..., 0] + int(rng.integers(-hue_delta, hue_delta + 1))) % 180
         out = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
     if not contrast_first and rng.random() < 0.5:
