@@ -3,8 +3,9 @@
 Real SegNeXt weights cannot be fetched everywhere streamseg is tested, so a
 small model is trained on these scenes and the end-to-end tests score the
 pipeline's masks against their ground truth. The scenes are built to be
-learnable but not trivial: class colours overlap (hue ranges of neighbouring
-classes overlap), so shape and texture have to be used; backgrounds are
+learnable but not trivial: class colours overlap (the main hue ranges of
+neighbouring classes nearly touch, lighting and tints shift them across, and an
+object's second colour may take any hue), so shape and texture have to be used; backgrounds are
 textured and cluttered; objects move, rotate, scale, occlude each other and
 enter/leave the frame; lighting drifts, sensors add noise, cameras shake.
 
