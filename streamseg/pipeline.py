@@ -155,6 +155,7 @@ class PipelineStats:
     ended: float = 0.0
     latency: _LatencyWindow = field(default_factory=_LatencyWindow)
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    engine: dict[str, str] = field(default_factory=dict)  # what ran: backend, precision, device
 
     @property
     def wall_s(self) -> float:
@@ -175,6 +176,7 @@ class PipelineStats:
             "fps": round(self.frames_out / self.wall_s, 3) if self.wall_s else 0.0,
             "latency_ms": self.latency.percentiles(),
             "stages": {k: dict(v) for k, v in self.stages.items()},
+            "engine": dict(self.engine),
         }
 
 
@@ -582,6 +584,7 @@ class Pipeline:
                 # a pipeline keeps batches in flight: OpenVINO streams on separate cores give more frames/s
                 engine = replace(engine, openvino_hint="THROUGHPUT")
             seg = self._segmenter or Segmenter(config=engine)
+            self.stats.engine = {"backend": seg.config.backend, "precision": seg.precision, "device": str(seg.device)}
             before = (seg.stats.frames, seg.stats.busy_s)  # a segmenter passed in may have run before
             self.info = seg.info
             self.context = SinkContext(classes=tuple(seg.classes), palette=np.asarray(seg.palette, np.uint8))

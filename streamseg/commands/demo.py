@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from streamseg.synth import CLASSES, write_clip
     from streamseg.synth.cli import parse_size
 
-    from streamseg.engine import EngineConfig, Segmenter
+    from streamseg.engine import EngineConfig
     from streamseg.pipeline import Pipeline, PipelineConfig, SinkConfig, SourceConfig
 
     if not args.clip_fps > 0:  # also NaN
@@ -51,18 +51,17 @@ def run(args: argparse.Namespace) -> int:
     write_clip(clip_dir, frames=args.frames, seed=args.seed, size=parse_size(args.size), fps=args.clip_fps)
     video_out, masks_out = out / "overlay.mp4", out / "masks"
     # OpenVINO where it is installed (on a CPU): 1.9x faster than torch on the demo clip on a 2-core
-    # CPU without bf16, same mIoU. Built here, with the hint a pipeline picks, to report what ran.
-    engine = EngineConfig(backend="auto", openvino_hint="THROUGHPUT")
+    # CPU without bf16, same mIoU
+    engine = EngineConfig(backend="auto")
     if args.weights is not None:
         engine = replace(engine, weights=args.weights)
-    segmenter = Segmenter(config=engine)
     cfg = PipelineConfig(
         sources=[SourceConfig(uri=str(clip_dir / "video.mp4"))],
         sinks=[SinkConfig(spec=f"video:{video_out}", options={"legend": True}), SinkConfig(spec=f"masks:{masks_out}")],
         engine=engine,
         progress=False,
     )
-    stats = Pipeline(cfg, segmenter=segmenter).run()
+    stats = Pipeline(cfg).run()
     summary = stats.as_dict()
     scores = score_mask_folders(masks_out, clip_dir / "masks", num_classes=len(CLASSES))
     result: dict[str, Any] = {
@@ -78,13 +77,13 @@ def run(args: argparse.Namespace) -> int:
         "clip": str(clip_dir),
         "seed": args.seed,
         "clip_fps": args.clip_fps,
-        "backend": segmenter.config.backend,
-        "precision": segmenter.precision,
+        "backend": summary["engine"]["backend"],
+        "precision": summary["engine"]["precision"],
         "total_s": round(time.perf_counter() - t0, 2),
     }
     print(
         f"streamseg demo: {result['frames']} frames of a held-out clip (seed {args.seed}) "
-        f"segmented at {result['fps']:.1f} fps ({result['backend']} {result['precision']} on {segmenter.device.type})\n"
+        f"segmented at {result['fps']:.1f} fps ({result['backend']} {result['precision']} on {summary['engine']['device']})\n"
         f"  mIoU {result['miou']:.4f}  aAcc {result['aacc']:.4f}  (vs ground truth in {clip_dir / 'masks'})\n"
         + "\n".join("  " + line for line in class_lines(scores, list(CLASSES)))
         + f"\n  overlay video: {video_out}\n  masks:         {masks_out}/",

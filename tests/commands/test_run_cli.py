@@ -54,6 +54,10 @@ def test_run_file_to_video_and_masks(tmp_path, tiny_weights):
         assert key in stats
     assert set(stats["latency_ms"]) >= {"p50", "p95"}
     assert {"engine", "decode"} <= set(stats["stages"]) and stats["stages"]["engine"]["frames"] == 20
+    # what ran: `streamseg run` defaults to torch, on the GPU where there is one
+    assert stats["engine"]["backend"] == "torch"
+    assert stats["engine"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert stats["engine"]["precision"] in ("fp32", "bf16", "fp16")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [f"{i:06d}.png" for i in range(20)]
     with av.open(str(tmp_path / "out.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == 20
