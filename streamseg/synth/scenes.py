@@ -5,9 +5,10 @@ small model is trained on these scenes and the end-to-end tests score the
 pipeline's masks against their ground truth. The scenes are built to be
 learnable but not trivial: class colours overlap (the main hue ranges of
 neighbouring classes nearly touch, lighting and tints shift them across, and an
-object's second colour may take any hue), so shape and texture have to be used; backgrounds are
-textured and cluttered; objects move, rotate, scale, occlude each other and
-enter/leave the frame; lighting drifts, sensors add noise, cameras shake.
+object's second colour may take any hue), so shape and texture have to be used;
+backgrounds are textured and cluttered; objects move, rotate, scale, occlude
+each other and enter/leave the frame; lighting drifts, sensors add noise,
+cameras shake.
 
 Image and mask are drawn from the same rasterised polygons, so the mask is the
 class of the top-most object at every pixel (background 0). Where camera-shake
