@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import av.container
     import av.video.stream
 
-__all__ = ["VideoFileSource", "frame_to_rgb", "display_transform", "apply_display_transform"]
+__all__ = ["VideoFileSource", "RgbConverter", "display_transform", "apply_display_transform"]
 
 log = logging.getLogger(__name__)
 
@@ -69,26 +69,47 @@ def apply_display_transform(image: np.ndarray, transform: tuple[bool, bool, bool
     return image
 
 
-def frame_to_rgb(frame: av.VideoFrame, *, rotate_deg: int = 0) -> np.ndarray:
-    """Any decoded pixel format -> RGB uint8 ``H x W x 3``, C-contiguous, in display orientation.
+class RgbConverter:
+    """Decoded frames of one stream -> RGB uint8 ``H x W x 3``, C-contiguous, in display orientation.
 
-    Formats deeper than 8 bits go through ``rgb48le`` and are rounded: swscale's
-    direct 10-bit -> rgb24 path dithers and biases levels by up to 2-3 codes.
-    ``rotate_deg`` (clockwise, from a legacy ``rotate`` stream tag) is used only
-    when the frame carries no display matrix.
+    One per stream session, because two PyAV conveniences cost a lot per frame: ``to_ndarray(format=)``
+    builds a new swscale context (with its own threads) for every frame, and reading
+    ``frame.side_data`` ties the frame into a reference cycle, so the frame, its decoder buffer and
+    that context live until Python's cyclic garbage collector runs. Measured on a 2-core machine:
+    two threads created per frame and hundreds of frames alive at once in a live soak. Here one
+    reformatter (one swscale context) serves the whole stream, and the display matrix, which FFmpeg
+    copies from the stream onto every frame, is read from the first frame only.
+
+    Formats deeper than 8 bits go through ``rgb48le`` and are rounded: swscale's direct 10-bit ->
+    rgb24 path dithers and biases levels by up to 2-3 codes. ``rotate_deg`` (clockwise, from a
+    legacy ``rotate`` stream tag) is used only when the frames carry no display matrix.
     """
-    fmt = frame.format
-    if max((c.bits for c in fmt.components), default=8) > 8 and not fmt.has_palette:
-        wide = frame.to_ndarray(format="rgb48le").astype(np.uint32)
-        image = ((wide * 255 + 32767) // 65535).astype(np.uint8)
-    else:
-        image = frame.to_ndarray(format="rgb24")
-    transform = display_transform(frame)
-    if transform != (False, False, False):
-        image = apply_display_transform(image, transform)
-    elif rotate_deg % 360:
-        image = np.rot90(image, k=-(rotate_deg // 90))
-    return np.ascontiguousarray(image)
+
+    def __init__(self, *, rotate_deg: int = 0) -> None:
+        from av.video.reformatter import VideoReformatter
+
+        self.rotate_deg = rotate_deg
+        self._reformatter = VideoReformatter()
+        self._transform: tuple[bool, bool, bool] | None = None
+        self._deep: dict[str, bool] = {}  # pixel format name -> more than 8 bits per component
+
+    def __call__(self, frame: av.VideoFrame) -> np.ndarray:
+        fmt = frame.format
+        deep = self._deep.get(fmt.name)
+        if deep is None:
+            deep = self._deep[fmt.name] = max((c.bits for c in fmt.components), default=8) > 8 and not fmt.has_palette
+        if deep:
+            wide = self._reformatter.reformat(frame, format="rgb48le").to_ndarray().astype(np.uint32)
+            image = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+        else:
+            image = self._reformatter.reformat(frame, format="rgb24").to_ndarray()
+        if self._transform is None:
+            self._transform = display_transform(frame)
+        if self._transform != (False, False, False):
+            image = apply_display_transform(image, self._transform)
+        elif self.rotate_deg % 360:
+            image = np.rot90(image, k=-(self.rotate_deg // 90))
+        return np.ascontiguousarray(image)
 
 
 def decode_error(stats: SourceStats, what: str, source_id: str, exc: BaseException | None = None) -> None:
@@ -169,7 +190,7 @@ class VideoFileSource:
         self.time_base: Fraction | None = None
         self._container: av.container.InputContainer | None = None
         self._frames: Iterator[av.VideoFrame] | None = None
-        self._rotate_deg = 0
+        self._to_rgb: RgbConverter | None = None
         self._index = 0
         self._last_pts: int | None = None
         self._last_duration: int | None = None
@@ -206,7 +227,7 @@ class VideoFileSource:
         configure_threads(stream, self.threads)
         self.time_base = stream.time_base
         self.width, self.height = stream.codec_context.width or None, stream.codec_context.height or None
-        self._rotate_deg = legacy_rotation(stream)
+        self._to_rgb = RgbConverter(rotate_deg=legacy_rotation(stream))
         self.fps, self.frame_count = _estimates(container, stream)
         self._frames = self._decoded(container, stream)
         log.debug(
@@ -229,7 +250,7 @@ class VideoFileSource:
             vframe = next(self._frames, None)
             if vframe is None:
                 return None
-            image = frame_to_rgb(vframe, rotate_deg=self._rotate_deg)
+            image = self._to_rgb(vframe)
             pts = self._pts(vframe)
             frame = Frame(
                 image=image,
@@ -247,7 +268,7 @@ class VideoFileSource:
 
     def close(self) -> None:
         """Release the decoder; safe to call twice or after a failed open()."""
-        self._frames = None
+        self._frames = self._to_rgb = None
         if self._container is not None:
             self._container.close()
             self._container = None

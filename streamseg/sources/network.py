@@ -24,7 +24,7 @@ from streamseg.sources.file import (
     check_threads,
     configure_threads,
     decode_error,
-    frame_to_rgb,
+    RgbConverter,
     legacy_rotation,
 )
 from streamseg.types import Frame
@@ -148,7 +148,7 @@ class NetworkSource:
         self._frames: Iterator[Any] | None = None
         self._session_tb: Fraction | None = None
         self._session_offset: int | None = None  # added to rescaled session pts
-        self._rotate_deg = 0
+        self._to_rgb: RgbConverter | None = None
         self._index = 0
         self._last_pts: int | None = None
         self._last_time: float | None = None
@@ -283,7 +283,7 @@ class NetworkSource:
         self._session_frames = 0
         self._session_tb = stream.time_base
         self._session_offset = None
-        self._rotate_deg = legacy_rotation(stream)
+        self._to_rgb = RgbConverter(rotate_deg=legacy_rotation(stream))
         if self.time_base is None:
             self.time_base = stream.time_base
         rate = stream.average_rate or stream.guessed_rate
@@ -416,7 +416,7 @@ class NetworkSource:
     def _make_frame(self, vframe: Any) -> Frame:
         now = time.monotonic()
         pts = self._continuous_pts(vframe.pts, now)
-        image = frame_to_rgb(vframe, rotate_deg=self._rotate_deg)
+        image = self._to_rgb(vframe)
         self.stats.busy_s += time.monotonic() - now
         frame = Frame(
             image=image,
