@@ -220,6 +220,81 @@ class RtspPublisher(threading.Thread):
         self._restart.clear()
 
 
+class PublisherProcess:
+    """:class:`RtspPublisher` in a child process (``tests/publish.py``): its memory and CPU stay out of ours."""
+
+    def __init__(self, url: str, *, fps: int = 30, size: tuple[int, int] = (320, 180)) -> None:
+        self.url, self.fps, self.size = url, fps, size
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 25.0) -> "PublisherProcess":
+        import sys
+
+        cmd = [sys.executable, str(ROOT / "tests" / "publish.py"), self.url, "--fps", str(self.fps)]
+        self.proc = subprocess.Popen(
+            cmd + ["--size", f"{self.size[0]}x{self.size[1]}"], stdout=subprocess.PIPE, text=True
+        )
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        line = self.proc.stdout.readline() if sel.select(timeout) else ""
+        if line.strip() != "CONNECTED":
+            self.stop()
+            raise RuntimeError(f"publisher for {self.url} did not connect: {line.strip() or 'no answer'}")
+        return self
+
+    def stall(self) -> None:
+        """Freeze the camera: nothing more is sent (the server drops it after its idle timeout)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+
+
+_LIBC: list = []
+
+
+def process_sample() -> dict[str, float]:
+    """This process's footprint now: RSS (raw, and after glibc hands its cached free heap back: what is
+    really held), the Python heap tracemalloc traces (when it is on), Python and OS threads, open files."""
+    import ctypes
+    import tracemalloc
+
+    if not _LIBC:
+        _LIBC.append(ctypes.CDLL("libc.so.6"))
+    page = os.sysconf("SC_PAGE_SIZE")
+    with open("/proc/self/statm") as f:
+        raw = int(f.read().split()[1]) * page / 2**20
+    _LIBC[0].malloc_trim(0)
+    with open("/proc/self/statm") as f:
+        trimmed = int(f.read().split()[1]) * page / 2**20
+    return {
+        "rss_mb": raw,
+        "rss_trimmed_mb": trimmed,
+        "heap_mb": tracemalloc.get_traced_memory()[0] / 2**20 if tracemalloc.is_tracing() else float("nan"),
+        "py_threads": float(threading.active_count()),
+        "os_threads": float(len(os.listdir("/proc/self/task"))),
+        "fds": float(len(os.listdir("/proc/self/fd"))),
+    }
+
+
+def slope_per_minute(times_s: Sequence[float], values: Sequence[float]) -> float:
+    """Least-squares slope of ``values`` against time, per minute."""
+    t = np.asarray(times_s, float) / 60.0
+    v = np.asarray(values, float)
+    if len(t) < 2 or np.ptp(t) == 0:
+        return 0.0
+    return float(np.polyfit(t, v, 1)[0])
+
+
 def scene(h: int, w: int, seed: int = 0) -> np.ndarray:
     """A smooth, real-looking RGB image (gradients + blobs), not noise."""
     rng = np.random.default_rng(seed)
