@@ -33,18 +33,18 @@ def main() -> None:
     import openvino as ov
 
     from streamseg.engine import Segmenter
-    from streamseg.engine.openvino_backend import _core
+    from streamseg.engine.openvino_ir import core
     from streamseg.synth import SceneClip
 
     seg = Segmenter(args.weights, backend="openvino", test_scale=(max(w, h), min(w, h)))
     rgb = np.ascontiguousarray(SceneClip(seed=7, size=(w + w % 2, h + h % 2)).frame(0)[0][:h, :w])
     seg(rgb)  # converts the model (or reads the cached IR) and compiles it for this size
-    fwd = seg._ov
+    fwd = seg.executor.forward
     (b, ph, pw, steps), *_ = fwd._compiled  # the one input shape compiled just now
-    model = fwd._ir_model(steps, fwd.channels, fwd.rank).clone()
+    model = fwd.ir.get(steps, fwd.channels, fwd.rank).clone()
     model.reshape({0: ov.PartialShape([b, ph, pw, 3]), 1: ov.PartialShape([b, fwd.channels, fwd.rank])})
     config = {k: v for k, v in fwd._config.items() if k != "CACHE_DIR"}
-    compiled = _core().compile_model(model, "CPU", {**config, "PERF_COUNT": "YES"})
+    compiled = core().compile_model(model, "CPU", {**config, "PERF_COUNT": "YES"})
     request = compiled.create_infer_request()
     x = np.random.default_rng(0).uniform(0, 255, (b, ph, pw, 3)).astype(np.float32)
     bases = np.full((b, fwd.channels, fwd.rank), fwd.channels**-0.5, np.float32)

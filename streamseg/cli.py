@@ -14,7 +14,7 @@ import logging
 import sys
 from typing import Sequence
 
-from streamseg.errors import CheckpointError, ConfigError, StreamsegError, WeightsNotFoundError
+from streamseg.errors import StreamsegError
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -63,12 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub_args = sub_parser.parse_args(rest)
     try:
         return int(module.run(sub_args) or 0)
-    except (ConfigError, CheckpointError, WeightsNotFoundError) as exc:  # what the user asked for is wrong
-        print(f"streamseg {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"streamseg {args.command}: interrupted", file=sys.stderr)
         return 130
-    except StreamsegError as exc:
+    except StreamsegError as exc:  # exit 2: what the user asked for is wrong; 1: the run failed
         print(f"streamseg {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code

@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from streamseg.errors import InputError
+from streamseg.errors import ConfigError, InputError
 
 __all__ = [
     "MODES",
@@ -22,8 +22,8 @@ __all__ = [
     "side_by_side",
     "draw_legend",
     "present_classes",
-    "make_palette",
     "render",
+    "check_drawing",
 ]
 
 #: What a visual sink can draw: the blended frame, the colourised mask alone, or both next to each other.
@@ -35,7 +35,7 @@ def _check_palette(palette: np.ndarray) -> np.ndarray:
     if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) == 0:
         raise InputError(
             f"palette must be a non-empty (num_classes, 3) RGB array, got shape {palette.shape}; "
-            "build one with streamseg.draw.make_palette(num_classes)"
+            "build one with streamseg.datasets.make_palette(num_classes)"
         )
     if palette.dtype != np.uint8:
         if palette.min() < 0 or palette.max() > 255:
@@ -166,37 +166,6 @@ def draw_legend(
     return out
 
 
-def make_palette(n: int, seed: int = 0) -> np.ndarray:
-    """``n`` distinct, saturated RGB colours (deterministic for a given ``seed``).
-
-    Hues step by the golden ratio so neighbouring class ids get far-apart
-    colours; saturation and value alternate so that hues which come close
-    again for large ``n`` still differ in brightness.
-    """
-    if n < 0:
-        raise ValueError(f"palette size must be >= 0, got {n}")
-    i = np.arange(n, dtype=np.float64)
-    offset = np.random.default_rng(seed).random() if seed else 0.0
-    hue = (offset + i * 0.6180339887498949) % 1.0
-    sat = np.where(i % 2 == 0, 0.85, 0.6)
-    val = np.where((i // 2) % 2 == 0, 0.95, 0.7)
-    # Vectorised HSV -> RGB.
-    h6 = hue * 6.0
-    sector = np.floor(h6).astype(np.int64) % 6
-    f = h6 - np.floor(h6)
-    p, q, t = val * (1 - sat), val * (1 - sat * f), val * (1 - sat * (1 - f))
-    choices = [
-        np.stack([val, t, p], -1),
-        np.stack([q, val, p], -1),
-        np.stack([p, val, t], -1),
-        np.stack([p, q, val], -1),
-        np.stack([t, p, val], -1),
-        np.stack([val, p, q], -1),
-    ]
-    rgb = np.choose(sector[:, None], choices) if n else np.zeros((0, 3))
-    return np.round(rgb * 255).astype(np.uint8)
-
-
 def render(
     image: np.ndarray,
     mask: np.ndarray,
@@ -219,3 +188,16 @@ def render(
     if legend and classes is not None:
         out = draw_legend(out, classes, palette, present_classes(mask), copy=False)
     return out
+
+
+def check_drawing(mode: str, alpha: float | str) -> tuple[str, float]:
+    """A visual sink's ``mode`` and ``alpha`` options, checked: ``(mode, alpha as float)``."""
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    try:
+        alpha = float(alpha)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"alpha must be a number ({exc})") from exc
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"alpha must lie in 0..1, got {alpha}")
+    return mode, alpha

@@ -2,7 +2,9 @@
 
 Every error is a :class:`StreamsegError` and also the builtin a caller would
 naturally catch (``ValueError`` for bad input, ``OSError`` for I/O, ...), the
-way PyAV's errors are both ``av.FFmpegError`` and ``OSError``.
+way PyAV's errors are both ``av.FFmpegError`` and ``OSError``. Each class carries
+the exit code the command line gives it (``exit_code``): 2 where what the user
+asked for is wrong (fix the command), 1 where the run failed.
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ __all__ = [
 class StreamsegError(Exception):
     """Base class of every error raised on purpose by streamseg."""
 
+    exit_code: int = 1
+
 
 class ConfigError(StreamsegError, ValueError):
     """A configuration value, key or command-line argument is wrong (exit code 2)."""
+
+    exit_code = 2
 
 
 class InputError(StreamsegError, ValueError):
@@ -38,9 +44,13 @@ class InputError(StreamsegError, ValueError):
 class CheckpointError(StreamsegError, ValueError):
     """A checkpoint file does not fit the model, or is not a checkpoint at all."""
 
+    exit_code = 2
+
 
 class WeightsNotFoundError(StreamsegError, FileNotFoundError):
     """Named weights are unknown, or their file is missing and cannot be fetched."""
+
+    exit_code = 2
 
 
 class DownloadError(StreamsegError, ConnectionError):

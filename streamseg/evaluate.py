@@ -2,43 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
+from streamseg.datasets import folder_pairs, mask_file_name, read_class_names, read_image, read_mask
 from streamseg.errors import ConfigError
 from streamseg.metrics import ConfusionMatrix
 
 log = logging.getLogger(__name__)
 
-__all__ = ["read_mask", "read_class_names", "score_mask_folders", "evaluate", "class_lines"]
-
-
-def read_mask(path: Path) -> np.ndarray:
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise ConfigError(f"cannot read mask {path}")
-    if mask.ndim == 3:
-        raise ConfigError(f"{path} is a colour image; masks must be single-channel class ids")
-    return mask
-
-
-def read_class_names(folder: str | Path) -> list[str] | None:
-    """Class names from ``folder/classes.json`` (what ``streamseg synth`` writes), or None without one."""
-    meta = Path(folder) / "classes.json"
-    if not meta.exists():
-        return None
-    try:
-        names = json.loads(meta.read_text())["classes"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"cannot read class names from {meta} ({exc}): it needs {{\"classes\": [names]}}") from None
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise ConfigError(f"{meta}: \"classes\" must be a non-empty list of names, got {names!r}")
-    return names
+__all__ = ["score_mask_folders", "evaluate", "class_lines"]
 
 
 def _summary(cm: ConfusionMatrix, count: int) -> dict[str, Any]:
@@ -87,8 +61,6 @@ def score_mask_folders(pred_dir: str | Path, gt_dir: str | Path, *, num_classes:
 
 def evaluate(data: str | Path, *, segmenter: Any, ignore_index: int = 255) -> dict[str, Any]:
     """Run ``segmenter`` on a dataset folder (images/ + masks/) or a clip folder (video.mp4 + masks/)."""
-    from streamseg.training.data import folder_pairs, read_pair
-
     data = Path(data)
     model_classes = list(segmenter.classes)
     names = read_class_names(data)
@@ -102,9 +74,8 @@ def evaluate(data: str | Path, *, segmenter: Any, ignore_index: int = 255) -> di
     cm = ConfusionMatrix(len(model_classes), ignore_index=ignore_index)
     count = 0
     if (data / "images").is_dir():
-        for pair in folder_pairs(data):
-            img, gt = read_pair(*pair)
-            cm.update(segmenter(img), gt)
+        for image, mask in folder_pairs(data):
+            cm.update(segmenter(read_image(image)), read_mask(mask))
             count += 1
         return _summary(cm, count)
     video = data / "video.mp4"
@@ -116,7 +87,7 @@ def evaluate(data: str | Path, *, segmenter: Any, ignore_index: int = 255) -> di
     source.open()
     try:
         while (frame := source.read(timeout=10.0)) is not None:
-            gt_path = data / "masks" / f"{frame.index:06d}.png"
+            gt_path = data / "masks" / mask_file_name(frame.index)
             if not gt_path.exists():
                 raise ConfigError(f"no ground truth for frame {frame.index}: expected {gt_path}")
             cm.update(segmenter(frame.image), read_mask(gt_path))

@@ -21,6 +21,7 @@ import torch  # noqa: E402
 
 from helpers import (  # noqa: E402  # noqa: F401  (re-exported)
     PARITY,
+    HttpServer,
     RtspRelay,
     relay_unavailable_reason,
 )
@@ -63,6 +64,28 @@ def parity_checkpoint(make_checkpoint, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("parity") / "segnext_t_parity.pth"
     torch.save(ckpt, path)
     return path
+
+@pytest.fixture(scope="session")
+def parity_model(parity_checkpoint):
+    """segnext_t with the parity weights, eval mode. Shared by the whole session: never modify it in place
+    (``fold_model`` and the engine work on copies; a test that must change weights copies it first)."""
+    from streamseg.model import build_segnext, load_checkpoint
+
+    model = build_segnext("segnext_t", num_classes=150)
+    load_checkpoint(model, parity_checkpoint)
+    return model.eval()
+
+
+@pytest.fixture
+def http_folder(tmp_path: Path) -> Iterator[HttpServer]:
+    """A real HTTP server on 127.0.0.1 serving ``server.root`` (an empty folder to fill)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    server = HttpServer.folder(root)
+    server.root = root  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+
 
 def _need_tool(name: str) -> str | None:
     return None if shutil.which(name) else name

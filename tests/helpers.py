@@ -12,7 +12,7 @@ import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -121,6 +121,44 @@ class RtspRelay:
 
     def url(self, path: str = "live") -> str:
         return f"rtsp://127.0.0.1:{self.port}/{path}"
+
+
+class HttpServer:
+    """A real HTTP server on 127.0.0.1 in its own thread, with any request handler class.
+
+    ``HttpServer.folder(root)`` serves the files of a folder (quietly); ``stop()`` takes it offline.
+    """
+
+    def __init__(self, handler: Any) -> None:
+        from http.server import ThreadingHTTPServer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def folder(cls, root: Path) -> "HttpServer":
+        import functools
+        from http.server import SimpleHTTPRequestHandler
+
+        class Quiet(SimpleHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # keep pytest output clean
+                pass
+
+        return cls(functools.partial(Quiet, directory=str(root)))
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def url(self, path: str = "") -> str:
+        return f"{self.base}/{path}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
 
 
 def relay_unavailable_reason() -> str | None:

@@ -11,12 +11,12 @@ from streamseg.draw import (
     MODES,
     colorize,
     draw_legend,
-    make_palette,
     overlay,
     present_classes,
     render,
     side_by_side,
 )
+from streamseg.datasets import make_palette
 from streamseg.errors import InputError
 
 PALETTE = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
@@ -134,17 +134,6 @@ def test_draw_legend_summarises_what_does_not_fit() -> None:
     assert out.shape == image.shape and (out != 0).any()
     same = draw_legend(image, [f"c{i}" for i in range(50)], palette, [])
     np.testing.assert_array_equal(same, image)
-
-
-def test_make_palette_is_distinct_and_deterministic() -> None:
-    palette = make_palette(150)
-    assert palette.shape == (150, 3) and palette.dtype == np.uint8
-    assert len({tuple(c) for c in palette}) == 150
-    np.testing.assert_array_equal(palette, make_palette(150))
-    assert not np.array_equal(make_palette(10, seed=1), make_palette(10))
-    # neighbouring ids differ clearly
-    assert np.abs(palette[1:].astype(int) - palette[:-1].astype(int)).sum(1).min() > 60
-    assert make_palette(0).shape == (0, 3)
 
 
 @pytest.mark.parametrize("mode", MODES)

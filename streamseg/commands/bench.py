@@ -78,7 +78,7 @@ def _interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int) -
 
 
 def _backends(spec: str) -> list[str]:
-    from streamseg.engine.segmenter import BACKENDS
+    from streamseg.engine.config import BACKENDS
 
     names = [b.strip() for b in spec.split(",") if b.strip()]
     bad = [b for b in names if b not in BACKENDS]
@@ -221,9 +221,9 @@ def _bare_openvino(seg: Any, batch: list[np.ndarray]) -> tuple[Callable[[], Any]
 
     import torch
 
-    from streamseg.engine.openvino_backend import _import_openvino
+    from streamseg.engine.openvino_ir import import_openvino
 
-    ov = _import_openvino()
+    ov = import_openvino()
     x = _model_input(seg, batch)[0].cpu()
     model = copy.deepcopy(seg.model).cpu().float().eval()
     t0 = time.perf_counter()

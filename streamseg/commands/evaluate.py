@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streamseg.evaluate import class_lines, evaluate, read_class_names, score_mask_folders
+    from streamseg.datasets import read_class_names
+    from streamseg.evaluate import class_lines, evaluate, score_mask_folders
 
     if args.pred or args.gt:
         # a clip from `streamseg synth` keeps classes.json beside its masks/ folder

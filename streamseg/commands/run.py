@@ -15,12 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streamseg.config import apply_overrides, load_yaml, parse_set
-from streamseg.errors import CheckpointError, ConfigError, StageError, WeightsNotFoundError
+from streamseg.config import load_yaml, parse_set
+from streamseg.errors import ConfigError, StageError, StreamsegError
 
 log = logging.getLogger(__name__)
-
-_USAGE_ERRORS = (ConfigError, CheckpointError, WeightsNotFoundError)  # exit 2: fix the command, not the world
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace) -> Any:
     """YAML file, then --source/--sink/--model/--weights, then --set: later wins."""
+    from dataclasses import replace
+
     from streamseg.pipeline import PipelineConfig
 
     data: dict[str, Any] = load_yaml(args.config) if args.config else {}
@@ -59,32 +59,30 @@ def build_config(args: argparse.Namespace) -> Any:
         data["engine"] = engine
     if args.stats_json:
         data["stats_json"] = args.stats_json
-    data = PipelineConfig.expand_shorthand(data)
+    cfg = PipelineConfig.from_dict(data, overrides=parse_set(args.set))
     if args.on_source_error:
-        data["sources"] = [dict(item, on_error=args.on_source_error) for item in data.get("sources") or []]
-    data = apply_overrides(data, parse_set(args.set))
-    cfg = PipelineConfig.from_dict(data)
-    check_sources(cfg)
+        cfg = replace(cfg, sources=[replace(s, on_error=args.on_source_error) for s in cfg.sources])
+    if not cfg.sources:
+        raise ConfigError("no sources: pass --source FILE|DIR|CAMERA|URL or list sources: in the config")
     return cfg
 
 
-def check_sources(cfg: Any) -> None:
+def check_inputs(sources: list[Any]) -> None:
     """Missing input files are configuration errors (exit 2), found before anything starts."""
-    from streamseg.sources import resolve_uri
+    from streamseg.sources.file import VideoFileSource
 
-    if not cfg.sources:
-        raise ConfigError("no sources: pass --source FILE|DIR|CAMERA|URL or list sources: in the config")
-    for sc in cfg.sources:
-        kind, target = resolve_uri(sc.uri)
-        if kind == "file" and not Path(target).exists():
-            raise ConfigError(f"source file not found: {target} (check the path; for a camera pass its index)")
+    for source in sources:
+        if isinstance(source, VideoFileSource) and not source.path.exists():
+            raise ConfigError(f"source file not found: {source.path} (check the path; for a camera pass its index)")
 
 
 def run(args: argparse.Namespace) -> int:
     from streamseg.pipeline import Pipeline
 
     cfg = build_config(args)
-    pipeline = Pipeline(cfg)
+    bar = _Progress() if cfg.progress and not args.no_progress else None
+    pipeline = Pipeline(cfg, on_progress=bar.update if bar else None)
+    check_inputs(pipeline.sources)
     received: list[int] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -95,10 +93,8 @@ def run(args: argparse.Namespace) -> int:
         pipeline.stop(drain=False)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    bar = _progress(pipeline, cfg, enabled=cfg.progress and not args.no_progress)
     error: StageError | None = None
     try:
-        pipeline._on_progress = bar.update if bar else None
         stats = pipeline.run()
     except StageError as exc:
         error, stats = exc, pipeline.stats  # the counts of what was done still get reported
@@ -107,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
-    if error is not None and isinstance(error.__cause__, _USAGE_ERRORS) and not received:
-        raise error.__cause__ from None
+    cause = error.__cause__ if error is not None else None
+    if isinstance(cause, StreamsegError) and cause.exit_code == 2 and not received:  # fix the command, not the world
+        raise cause from None
     summary = stats.as_dict()
     if error is not None and not received:
         summary["error"] = str(error)
@@ -130,35 +127,28 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _Progress:
-    """A tqdm bar (finite sources, with ETA) or a status line (live sources), fed from the stats."""
+    """A tqdm bar over the frames segmented; it learns the total (and shows an ETA) once the sources know theirs."""
 
-    def __init__(self, total: int | None) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, unit="frame", dynamic_ncols=True, file=sys.stderr, desc="segment")
+    def __init__(self) -> None:
+        self.bar: Any = None  # created on the first update: nothing is printed for a run that never starts
         self.seen = 0
 
     def update(self, stats: Any) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=None, unit="frame", dynamic_ncols=True, file=sys.stderr, desc="segment")
+        if self.bar.total is None and stats.expected_frames:
+            self.bar.total = stats.expected_frames
+            self.bar.refresh()
         n = stats.frames_out
         if n > self.seen:
             self.bar.update(n - self.seen)
             self.seen = n
 
     def close(self) -> None:
-        self.bar.close()
-
-
-def _progress(pipeline: Any, cfg: Any, *, enabled: bool) -> _Progress | None:
-    if not enabled:
-        return None
-    total = 0
-    for worker in pipeline._sources:
-        count = getattr(worker.source, "frame_count", None)
-        if worker.source.live or not count:
-            total = None
-            break
-        total += int(count)
-    return _Progress(total or None)
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _print_summary(s: dict[str, Any]) -> None:

@@ -1,23 +1,35 @@
-"""mmseg 1.x's test-time pre- and post-processing, batched on the device.
+"""mmseg 1.x's test-time pre- and post-processing, batched on the device; every resize lives here.
 
-Pre: keep-ratio resize to the test scale (bilinear on uint8: the engine uses OpenCV for frames
-in host memory, exactly as mmseg; frames already on a GPU are resized here in float and rounded,
-within one grey level of OpenCV), RGB mean/std normalisation, zero
-padding bottom/right to a multiple of 32. Post: logits -> padded size -> crop ->
-frame size (bilinear, align_corners=False) -> argmax. Classes are processed in
-chunks so a 150-class 4K frame never materialises gigabytes of logits.
+Pre: keep-ratio resize to the test scale (bilinear on uint8: OpenCV for frames in host memory,
+exactly as mmseg, :func:`resize_on_host`; frames already on a GPU are resized in float and rounded,
+within one grey level of OpenCV, :func:`preprocess`), RGB mean/std normalisation, zero padding
+bottom/right to a multiple of 32. Post: logits -> padded size -> crop -> frame size (bilinear,
+align_corners=False) -> argmax (:func:`masks_from_logits`). Classes are processed in chunks so a
+150-class 4K frame never materialises gigabytes of logits. :func:`slide_logits` is mmseg's slide
+mode: overlapping windows, logits averaged where they overlap.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["rescale_size", "padded_size", "Geometry", "preprocess", "postprocess"]
+__all__ = [
+    "rescale_size",
+    "padded_size",
+    "Geometry",
+    "resize_on_host",
+    "preprocess",
+    "postprocess",
+    "masks_from_logits",
+    "slide_logits",
+]
 
 
 def rescale_size(height: int, width: int, scale: tuple[int, int]) -> tuple[int, int]:
@@ -44,6 +56,21 @@ class Geometry:
         resized = rescale_size(height, width, scale) if scale else (height, width)
         padded = padded_size(*resized, divisor) if divisor > 1 else resized
         return cls((height, width), resized, padded)
+
+
+def resize_on_host(images: list[Any], geo: Geometry) -> list[Any]:
+    """mmseg's own keep-ratio resize for frames in host memory: OpenCV bilinear on uint8 (mmcv.imresize).
+
+    OpenCV's fixed-point result differs from a rounded float resize by one grey level on ~10 % of
+    pixels, which moved 0.5 % of fp32 mask pixels against mmseg; resizing the same way makes the
+    fp32 masks identical. Frames already on a GPU stay there and are resized by :func:`preprocess`.
+    """
+    import cv2
+
+    if geo.resized == geo.frame or any(isinstance(i, Tensor) and i.device.type != "cpu" for i in images):
+        return images
+    size = (geo.resized[1], geo.resized[0])
+    return [cv2.resize(np.asarray(i), size, interpolation=cv2.INTER_LINEAR) for i in images]
 
 
 def preprocess(images: Tensor, geometry: Geometry, mean: Tensor, std: Tensor) -> Tensor:
@@ -116,3 +143,40 @@ def postprocess(
             lse = part_lse if lse is None else torch.logaddexp(lse, part_lse)
     conf = torch.exp(best - lse) if confidence else None
     return ids, conf
+
+
+def masks_from_logits(
+    logits: Tensor, geo: Geometry, *, from_padded: bool, confidence: bool, logits_out: bool, wide: bool
+) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor]:
+    """The model's 1/8 logits -> (class ids at the frame's size, confidence, raw logits, "all finite" flag).
+
+    Ids are uint8, or int16 holding uint16 bits when ``wide`` (more than 255 classes); the flag stays
+    a device tensor so that checking it does not synchronise here.
+    """
+    logits = logits.float()
+    ids, conf = postprocess(logits, geo, from_padded=from_padded, confidence=confidence)
+    mask = ids.to(torch.int16 if wide else torch.uint8)
+    raw = None
+    if logits_out:
+        h8 = -(-geo.resized[0] // 8) if from_padded else logits.shape[2]
+        w8 = -(-geo.resized[1] // 8) if from_padded else logits.shape[3]
+        raw = logits[:, :, :h8, :w8]
+    return mask, conf, raw, torch.isfinite(logits).all()
+
+
+def slide_logits(x: Tensor, crop: int, stride: int, num_classes: int, forward: Callable[[Tensor], Tensor]) -> Tensor:
+    """mmseg's slide inference: ``forward`` on overlapping ``crop`` windows, logits averaged where they overlap."""
+    b, _, h, w = x.shape
+    preds = x.new_zeros((b, num_classes, h, w))
+    count = x.new_zeros((1, 1, h, w))
+    rows = max(h - crop + stride - 1, 0) // stride + 1
+    cols = max(w - crop + stride - 1, 0) // stride + 1
+    for r in range(rows):
+        for c in range(cols):
+            y2, x2 = min(r * stride + crop, h), min(c * stride + crop, w)
+            y1, x1 = max(y2 - crop, 0), max(x2 - crop, 0)
+            window = x[:, :, y1:y2, x1:x2].contiguous(memory_format=torch.channels_last)
+            out = F.interpolate(forward(window).float(), size=(y2 - y1, x2 - x1), mode="bilinear", align_corners=False)
+            preds[:, :, y1:y2, x1:x2] += out
+            count[:, :, y1:y2, x1:x2] += 1
+    return preds / count

@@ -20,7 +20,15 @@ from torch import Tensor, nn
 
 from streamseg.errors import CheckpointError, WeightsNotFoundError
 
-__all__ = ["map_checkpoint_keys", "extract_state_dict", "read_checkpoint", "read_checkpoint_with_meta", "load_checkpoint", "describe_state_dict"]
+__all__ = [
+    "map_checkpoint_keys",
+    "extract_state_dict",
+    "read_checkpoint",
+    "read_checkpoint_with_meta",
+    "load_checkpoint",
+    "load_state",
+    "describe_state_dict",
+]
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +166,15 @@ def load_checkpoint(model: nn.Module, ref: str | os.PathLike, *, strict: bool = 
         from streamseg.weights import resolve_weights
 
         path, spec = resolve_weights(ref)
-    state = map_checkpoint_keys(read_checkpoint(path))
+    info = load_state(model, map_checkpoint_keys(read_checkpoint(path)), path, strict=strict)
+    info["spec"] = spec
+    return info
+
+
+def load_state(model: nn.Module, state: dict[str, Tensor], path: str | os.PathLike, *, strict: bool = True) -> dict[str, Any]:
+    """:func:`load_checkpoint` for a state dict already read and mapped (``path`` names it in messages)."""
     info = describe_state_dict(state)
-    info.update(path=str(path), spec=spec)
+    info.update(path=str(path))
     own = model.state_dict()
     backbone_only = not any(k.startswith("decode_head.") for k in state)
     info["backbone_only"] = backbone_only

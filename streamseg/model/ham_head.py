@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from streamseg.errors import InputError
+
 __all__ = ["NMF2D", "LightHamHead", "reference_bases"]
 
 
@@ -60,7 +62,7 @@ class NMF2D(nn.Module):
         if bases is None:
             bases = reference_bases(b, d, self.rank, device=x.device)
         elif bases.shape != (b, d, self.rank):
-            raise ValueError(f"NMF bases must have shape {(b, d, self.rank)}, got {tuple(bases.shape)}")
+            raise InputError(f"NMF bases must have shape {(b, d, self.rank)}, got {tuple(bases.shape)}")
         bases = bases.to(device=x.device, dtype=torch.float32)
         if steps is None:
             steps = self.train_steps if self.training else self.eval_steps

@@ -27,8 +27,20 @@ import re
 from typing import Any
 
 from streamseg.errors import ConfigError
-from streamseg.sinks._common import SINKS, BaseSink
-from streamseg.sinks.base import Sink, SinkContext
+from streamseg.registry import Registry, lazy_attribute
+from streamseg.sinks.base import BaseSink, Sink, SinkContext
+
+#: kind name -> factory ``(target, **options) -> Sink``; built-ins load on first use, plugins by entry point.
+SINKS: Registry[Sink] = Registry(
+    "streamseg.sinks",
+    {
+        "masks": "streamseg.sinks.masks:MaskSink",
+        "video": "streamseg.sinks.video:VideoSink",
+        "rtsp": "streamseg.sinks.rtsp:RtspSink",
+        "display": "streamseg.sinks.display:DisplaySink",
+        "callback": "streamseg.sinks.callback:callback_from_path",
+    },
+)
 
 __all__ = [
     "SINKS",
@@ -105,9 +117,4 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'streamseg.sinks' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+    return lazy_attribute(__name__, _LAZY, name)

@@ -12,7 +12,7 @@ import importlib
 from typing import Callable
 
 from streamseg.errors import ConfigError
-from streamseg.sinks._common import SINKS, BaseSink
+from streamseg.sinks.base import BaseSink
 from streamseg.types import Prediction
 
 __all__ = ["CallbackSink", "callback_from_path"]
@@ -35,7 +35,6 @@ class CallbackSink(BaseSink):
         return True
 
 
-@SINKS.register("callback")
 def callback_from_path(target: str) -> CallbackSink:
     """``"package.module:function"`` -> a CallbackSink calling that function (``callback:`` specs)."""
     module_name, sep, attr = target.partition(":")

@@ -24,9 +24,9 @@ from typing import Mapping
 
 import cv2
 
+from streamseg import draw
 from streamseg.errors import SinkError
-from streamseg.sinks._common import SINKS, BaseSink, check_options
-from streamseg.sinks.base import SinkContext
+from streamseg.sinks.base import BaseSink, SinkContext
 from streamseg.types import Prediction
 
 __all__ = ["DisplaySink", "display_problem", "gui_backend"]
@@ -118,18 +118,18 @@ def display_problem(environ: Mapping[str, str] | None = None, build_info: str | 
     return "no display: neither DISPLAY nor WAYLAND_DISPLAY is set"
 
 
-@SINKS.register("display")
 class DisplaySink(BaseSink):
     """Shows each prediction in a window; ``q``/Esc sets :attr:`stop_requested`."""
 
     kind = "display"
+    live = True
 
     def __init__(
         self, title: str = "streamseg", *, mode: str = "overlay", alpha: float = 0.5, legend: bool = False
     ) -> None:
         super().__init__(f"display:{title}")
         self.title = title or "streamseg"
-        self.mode, self.alpha, _ = check_options(mode, alpha, 30)
+        self.mode, self.alpha = draw.check_drawing(mode, alpha)
         self.legend = bool(legend)
         #: Set when the user pressed q or Esc; the pipeline polls it and ends the run.
         self.stop_requested = threading.Event()
@@ -175,7 +175,8 @@ class DisplaySink(BaseSink):
     def _write(self, prediction: Prediction) -> bool:
         assert self.context is not None
         window = self._window(prediction.frame.source_id)
-        image = self._render(prediction)
+        image = draw.render(prediction.frame.image, prediction.mask, self.context.palette, mode=self.mode,
+                       alpha=self.alpha, classes=self.context.classes, legend=self.legend)  # fmt: skip
         cv2.imshow(window, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         key = cv2.waitKey(1)
         if key != -1 and (key & 0xFF) in _STOP_KEYS and not self.stop_requested.is_set():

@@ -31,17 +31,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streamseg.datasets import mask_file_name
 from streamseg.draw import colorize as colorize_mask
 from streamseg.errors import ConfigError, SinkError
-from streamseg.sinks._common import (
-    PLACEHOLDER,
-    SINKS,
-    BaseSink,
-    ensure_writable_dir,
-    fill_placeholder,
-    safe_source_id,
-)
-from streamseg.sinks.base import SinkContext
+from streamseg.sinks.base import BaseSink, SinkContext, ensure_writable_dir
+from streamseg.sinks.routing import PLACEHOLDER, Routes
 from streamseg.types import Prediction
 
 __all__ = ["MaskSink"]
@@ -158,7 +152,6 @@ class _Output:
         self.npz: _NpzWriter | None = None
 
 
-@SINKS.register("masks")
 class MaskSink(BaseSink):
     """Writes every prediction's class-id mask (and optionally a colourised copy) into ``directory``."""
 
@@ -171,7 +164,7 @@ class MaskSink(BaseSink):
         self.target = os.fspath(directory)
         self.colorize = bool(colorize)
         self.format = format
-        self._outputs: dict[str, _Output] = {}
+        self._routes: Routes[_Output] = Routes(self.target, "folder")
         self._dtype: type[np.uint8] | type[np.uint16] = np.uint8
 
     @property
@@ -180,46 +173,33 @@ class MaskSink(BaseSink):
 
     def _open(self, context: SinkContext) -> None:
         self._dtype = np.uint16 if context.num_classes > 255 else np.uint8
-        root = Path(self.target.split(PLACEHOLDER)[0]) if PLACEHOLDER in self.target else self.directory
-        self._ensure_dir(root)
+        self._ensure_dir(Path(self._routes.root))
 
     def _ensure_dir(self, directory: Path) -> None:
         ensure_writable_dir(
             directory, f"{self.name}: cannot write masks into {directory}", "pass a writable directory (masks:DIR)"
         )
 
-    def _directory_for(self, source_id: str, per_source: bool) -> Path:
-        if PLACEHOLDER in self.target:
-            return Path(fill_placeholder(self.target, source_id))
-        if per_source:
-            return self.directory / safe_source_id(source_id)
-        return self.directory
-
-    def _output(self, source_id: str) -> _Output:
-        out = self._outputs.get(source_id)
-        if out is not None:
-            return out
-        if self._outputs and PLACEHOLDER not in self.target and len(self._outputs) == 1:
-            (first_id, first), = self._outputs.items()
-            if first.directory == self.directory:
-                self._relocate(first_id, first)
-        out = _Output(self._directory_for(source_id, per_source=bool(self._outputs)))
+    def _new_output(self, source_id: str) -> _Output:
+        directory, move = self._routes.claim(source_id)
+        if move is not None:
+            self._relocate(*move)
+        out = _Output(Path(directory))
         self._ensure_dir(out.directory)
         if self.colorize:
             self._ensure_dir(out.directory / COLOR_DIR)
-        self._outputs[source_id] = out
-        return out
+        return self._routes.add(source_id, out)
 
-    def _relocate(self, source_id: str, out: _Output) -> None:
+    def _relocate(self, source_id: str, out: _Output, new_name: str) -> None:
         """A second source appeared: move the first source's files into its own subfolder."""
-        new_dir = self._directory_for(source_id, per_source=True)
+        new_dir = Path(new_name)
         log.info("%s: several sources, moving source %r's masks into %s", self.name, source_id, new_dir)
         self._ensure_dir(new_dir)
         try:
             for index in out.indices:
-                names = [f"{index:06d}.png"] if self.format == "png" else []
+                names = [mask_file_name(index)] if self.format == "png" else []
                 if self.colorize:
-                    names.append(f"{COLOR_DIR}/{index:06d}.png")
+                    names.append(f"{COLOR_DIR}/{mask_file_name(index)}")
                 for rel in names:
                     dest = new_dir / rel
                     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -253,33 +233,33 @@ class MaskSink(BaseSink):
 
     def _write(self, prediction: Prediction) -> bool:
         frame = prediction.frame
-        out = self._output(frame.source_id)
+        out = self._routes.outputs.get(frame.source_id) or self._new_output(frame.source_id)
         mask = self._mask(prediction)
-        stem = f"{frame.index:06d}"
+        png = mask_file_name(frame.index)
         try:
             if self.format == "png":
-                _atomic_write(out.directory / f"{stem}.png", _encode_png(mask))
+                _atomic_write(out.directory / png, _encode_png(mask))
             else:
                 if out.npz is None:
                     out.npz = _NpzWriter(out.directory / NPZ_NAME)
-                out.npz.add(stem, mask)
+                out.npz.add(Path(png).stem, mask)
             if self.colorize:
                 assert self.context is not None
                 rgb = colorize_mask(mask, self.context.palette)
-                rel = f"{COLOR_DIR}/{stem}.png"
+                rel = f"{COLOR_DIR}/{png}"
                 _atomic_write(out.directory / rel, _encode_png(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)))
         except OSError as exc:
             raise SinkError(
                 f"{self.name}: writing frame {frame.index} of source {frame.source_id!r} into "
                 f"{out.directory} failed: {exc.strerror or exc}; check free space and permissions"
             ) from exc
-        if len(self._outputs) == 1 and PLACEHOLDER not in self.target:
+        if len(self._routes.outputs) == 1 and not self._routes.templated:
             out.indices.append(frame.index)  # only needed until a second source shows up
         return True
 
     def _close(self) -> None:
         errors: list[BaseException] = []
-        for out in self._outputs.values():
+        for out in self._routes.outputs.values():
             if out.npz is not None:
                 try:
                     out.npz.close()
@@ -291,4 +271,4 @@ class MaskSink(BaseSink):
     @property
     def outputs(self) -> dict[str, Path]:
         """Where each source's masks went (source id -> directory)."""
-        return {sid: out.directory for sid, out in self._outputs.items()}
+        return {sid: out.directory for sid, out in self._routes.outputs.items()}

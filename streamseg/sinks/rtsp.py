@@ -22,26 +22,18 @@ Several sources publish under ``URL/<source_id>`` (see :mod:`streamseg.sinks`).
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import av
 import numpy as np
 
+from streamseg.backoff import Backoff
+from streamseg import draw
 from streamseg.errors import ConfigError, SinkError
-from streamseg.sinks._common import (
-    PLACEHOLDER,
-    SINKS,
-    BaseSink,
-    Timeline,
-    check_options,
-    encoder_frame,
-    fill_placeholder,
-    safe_source_id,
-)
-from streamseg.sinks.base import SinkContext
-from streamseg.sinks.video import chroma_alignment, fit_frame
+from streamseg.sinks.base import BaseSink, SinkContext
+from streamseg.sinks.encode import Timeline, add_video_stream, chroma_alignment, encoder_frame, fit_frame, parse_fps
+from streamseg.sinks.routing import Routes
 from streamseg.types import Prediction
 
 __all__ = ["RtspSink"]
@@ -57,23 +49,22 @@ _PIX_FMT = "yuv420p"
 class _Publisher:
     """One source's connection: container + encoder, or the time of the next attempt."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, backoff: Backoff) -> None:
         self.url = url
+        self.backoff = backoff
         self.container: Any = None
         self.stream: Any = None
         self.timeline: Timeline | None = None
         self.size: tuple[int, int] | None = None  # (w, h) of the first frame, kept across reconnects
         self.live = False  # the current connection has carried a packet
-        self.failures = 0  # consecutive failed attempts
         self.ever_connected = False
-        self.next_attempt = 0.0
 
 
-@SINKS.register("rtsp")
 class RtspSink(BaseSink):
     """Publishes overlays to ``url`` and keeps doing so across server restarts."""
 
     kind = "rtsp"
+    live = True
 
     def __init__(
         self,
@@ -97,17 +88,19 @@ class RtspSink(BaseSink):
         if transport not in ("tcp", "udp"):
             raise ConfigError(f"rtsp sink: transport must be 'tcp' or 'udp', got {transport!r}")
         try:
-            first, longest = (float(b) for b in backoff)
+            first, longest = backoff
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"rtsp sink: backoff must be (first_s, max_s), got {backoff!r}") from exc
-        if not 0 < first <= longest:
+        checked = Backoff(first, longest, what="rtsp sink: backoff")
+        if checked.first <= 0:
             raise ConfigError(f"rtsp sink: backoff must satisfy 0 < first <= max, got {backoff!r}")
         self.url = url
-        self.mode, self.alpha, self.fps = check_options(mode, alpha, fps)
+        self.mode, self.alpha = draw.check_drawing(mode, alpha)
+        self.fps = parse_fps(fps)
         self.legend = bool(legend)
         self.transport = transport
         self.reconnect = bool(reconnect)
-        self.backoff = (first, longest)
+        self.backoff = (checked.first, checked.longest)
         try:
             self.gop = int(gop) if gop else max(1, round(float(self.fps) / 2))
             self.crf = int(crf)
@@ -116,15 +109,13 @@ class RtspSink(BaseSink):
             raise ConfigError(f"rtsp sink: gop and crf must be integers, timeout seconds ({exc})") from exc
         if self.timeout <= 0:
             raise ConfigError(f"rtsp sink: timeout must be > 0 seconds, got {timeout}")
-        self.dropped = 0
-        self.reconnects = 0
-        self._publishers: dict[str, _Publisher] = {}
+        self._routes: Routes[_Publisher] = Routes(url, "url")
         self._align = chroma_alignment(_PIX_FMT)
 
     @property
     def outputs(self) -> dict[str, str]:
         """The URL each source publishes to."""
-        return {sid: pub.url for sid, pub in self._publishers.items()}
+        return {sid: pub.url for sid, pub in self._routes.outputs.items()}
 
     def _open(self, context: SinkContext) -> None:
         try:
@@ -134,28 +125,16 @@ class RtspSink(BaseSink):
 
     # -- routing ---------------------------------------------------------------
 
-    def _url_for(self, source_id: str, per_source: bool) -> str:
-        if PLACEHOLDER in self.url:
-            return fill_placeholder(self.url, source_id)
-        if not per_source:
-            return self.url
-        parts = urlsplit(self.url)
-        path = parts.path.rstrip("/") + "/" + safe_source_id(source_id)
-        return urlunsplit(parts._replace(path=path))
-
-    def _publisher(self, source_id: str) -> _Publisher:
-        pub = self._publishers.get(source_id)
-        if pub is not None:
-            return pub
-        if len(self._publishers) == 1 and PLACEHOLDER not in self.url:
-            (first_id, first), = self._publishers.items()
+    def _new_publisher(self, source_id: str) -> _Publisher:
+        url, move = self._routes.claim(source_id)
+        if move is not None:
+            first_id, first, new_url = move
             self._disconnect(first)
-            first.url = self._url_for(first_id, per_source=True)
-            first.next_attempt, first.failures, first.ever_connected = 0.0, 0, False
+            first.url = new_url
+            first.ever_connected = False
+            first.backoff.reset()
             log.info("%s: several sources, source %r now publishes to %s", self.name, first_id, first.url)
-        pub = _Publisher(self._url_for(source_id, per_source=bool(self._publishers)))
-        self._publishers[source_id] = pub
-        return pub
+        return self._routes.add(source_id, _Publisher(url, Backoff(*self.backoff, jitter=0.0)))
 
     # -- connection ------------------------------------------------------------
 
@@ -165,16 +144,11 @@ class RtspSink(BaseSink):
         container = av.open(pub.url, "w", format="rtsp", options=options)
         try:
             assert pub.size is not None
-            w, h = pub.size
-            stream = container.add_stream("libx264", rate=self.fps)
-            stream.width = w + (-w) % self._align[0]
-            stream.height = h + (-h) % self._align[1]
-            stream.pix_fmt = _PIX_FMT
             timeline = Timeline(self.fps)
-            stream.codec_context.time_base = timeline.start(prediction.frame)
-            stream.codec_context.gop_size = self.gop
-            stream.codec_context.max_b_frames = 0
-            stream.options = {"preset": "ultrafast", "tune": "zerolatency", "crf": str(self.crf)}
+            stream = add_video_stream(
+                container, "libx264", pub.size, pix_fmt=_PIX_FMT, fps=self.fps, time_base=timeline.start(prediction.frame),
+                gop=self.gop, options={"preset": "ultrafast", "tune": "zerolatency", "crf": str(self.crf)},
+            )  # fmt: skip
         except BaseException:
             container.close()
             raise
@@ -192,15 +166,13 @@ class RtspSink(BaseSink):
 
     def _failed(self, pub: _Publisher, exc: BaseException) -> None:
         self._disconnect(pub)
-        pub.failures += 1
-        delay = min(self.backoff[1], self.backoff[0] * 2 ** (pub.failures - 1))
-        pub.next_attempt = time.monotonic() + delay
+        delay = pub.backoff.failed()
         if not self.reconnect:
             raise SinkError(
                 f"{self.name}: publishing to {pub.url} failed: {exc}; check that the RTSP server runs and "
                 "accepts publishers (or pass reconnect=True to keep retrying)"
             ) from exc
-        level = logging.WARNING if pub.failures == 1 else logging.DEBUG
+        level = logging.WARNING if pub.backoff.failures == 1 else logging.DEBUG
         log.log(level, "%s: publishing to %s failed (%s); retrying in %.1f s", self.name, pub.url, exc, delay)
 
     # -- write -----------------------------------------------------------------
@@ -208,11 +180,12 @@ class RtspSink(BaseSink):
     def _write(self, prediction: Prediction) -> bool:
         assert self.context is not None
         frame = prediction.frame
-        pub = self._publisher(frame.source_id)
-        if pub.container is None and time.monotonic() < pub.next_attempt:
+        pub = self._routes.outputs.get(frame.source_id) or self._new_publisher(frame.source_id)
+        if pub.container is None and pub.backoff.wait() > 0:
             self.dropped += 1
             return False
-        image = self._render(prediction)
+        image = draw.render(frame.image, prediction.mask, self.context.palette, mode=self.mode, alpha=self.alpha,
+                       classes=self.context.classes, legend=self.legend)  # fmt: skip
         if pub.size is None:
             pub.size = (image.shape[1], image.shape[0])
         try:
@@ -227,9 +200,9 @@ class RtspSink(BaseSink):
             pub.live = True
             if pub.ever_connected:
                 self.reconnects += 1
-                log.info("%s: publishing to %s again after %d failed attempts", self.name, pub.url, pub.failures)
+                log.info("%s: publishing to %s again after %d failed attempts", self.name, pub.url, pub.backoff.failures)
             pub.ever_connected = True
-            pub.failures = 0
+            pub.backoff.reset()
         return True
 
     def _send(self, pub: _Publisher, image: np.ndarray, prediction: Prediction) -> int:
@@ -248,7 +221,7 @@ class RtspSink(BaseSink):
     # -- close -----------------------------------------------------------------
 
     def _close(self) -> None:
-        for pub in self._publishers.values():
+        for pub in self._routes.outputs.values():
             if pub.container is not None and pub.live:
                 try:
                     for packet in pub.stream.encode(None):

@@ -52,22 +52,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import av
-import cv2
 import numpy as np
 
+from streamseg import draw
 from streamseg.errors import ConfigError, SinkError
-from streamseg.sinks._common import (
-    PLACEHOLDER,
-    SINKS,
-    BaseSink,
-    Timeline,
-    check_options,
-    encoder_frame,
-    ensure_writable_dir,
-    fill_placeholder,
-    safe_source_id,
-)
-from streamseg.sinks.base import SinkContext
+from streamseg.sinks.base import BaseSink, SinkContext, ensure_writable_dir
+from streamseg.sinks.encode import Timeline, add_video_stream, chroma_alignment, encoder_frame, fit_frame, parse_fps
+from streamseg.sinks.routing import Routes
 from streamseg.types import Prediction
 
 __all__ = ["VideoSink", "FRAGMENTED_MP4_OPTIONS"]
@@ -82,24 +73,6 @@ FRAGMENTED_MP4_OPTIONS = {
 }
 _MP4_FORMATS = {"mp4", "mov", "ipod", "ismv", "3gp", "3g2", "psp"}
 _X26X = {"libx264", "libx265", "libx264rgb"}
-
-
-def chroma_alignment(pix_fmt: str) -> tuple[int, int]:
-    """(width, height) multiples a frame needs for ``pix_fmt``: (2, 2) for 4:2:0, (1, 1) for 4:4:4/RGB."""
-    fmt = av.VideoFormat(pix_fmt, 4, 4)
-    return 4 // max(1, fmt.chroma_width()), 4 // max(1, fmt.chroma_height())
-
-
-def fit_frame(image: np.ndarray, size: tuple[int, int], align: tuple[int, int]) -> np.ndarray:
-    """``image`` rescaled to ``size`` (w, h) if it differs, then edge-padded to the chroma alignment."""
-    w, h = size
-    if image.shape[1] != w or image.shape[0] != h:
-        shrink = image.shape[1] > w or image.shape[0] > h
-        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    pad_w, pad_h = (-w) % align[0], (-h) % align[1]
-    if pad_w or pad_h:
-        image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
-    return image
 
 
 class _Output:
@@ -117,7 +90,6 @@ class _Output:
         self.fragmented_mp4 = False  # can be cut back to whole fragments (trim_fragmented_mp4)
 
 
-@SINKS.register("video")
 class VideoSink(BaseSink):
     """Encodes overlays (or masks, or both side by side) of each source to a video file."""
 
@@ -139,7 +111,8 @@ class VideoSink(BaseSink):
     ) -> None:
         super().__init__(f"video:{os.fspath(path)}")
         self.target = os.fspath(path)
-        self.mode, self.alpha, self.fps = check_options(mode, alpha, fps)
+        self.mode, self.alpha = draw.check_drawing(mode, alpha)
+        self.fps = parse_fps(fps)
         self.legend = bool(legend)
         self.codec = codec
         try:
@@ -149,7 +122,7 @@ class VideoSink(BaseSink):
         self.preset = preset
         self.pix_fmt = pix_fmt
         self.fragmented = bool(fragmented)
-        self._outputs: dict[str, _Output] = {}
+        self._routes: Routes[_Output] = Routes(self.target, "file")
         try:
             self._align = chroma_alignment(pix_fmt)
         except ValueError as exc:
@@ -162,7 +135,7 @@ class VideoSink(BaseSink):
     @property
     def outputs(self) -> dict[str, Path]:
         """Where each source's video went (source id -> file)."""
-        return {sid: out.path for sid, out in self._outputs.items()}
+        return {sid: out.path for sid, out in self._routes.outputs.items()}
 
     # -- open ------------------------------------------------------------------
 
@@ -176,33 +149,18 @@ class VideoSink(BaseSink):
                 f"{self.name}: cannot tell the container format from {self.path.name!r}; "
                 "end the file name with .mp4 or .mkv"
             )
-        parent = self.path.parent
-        if PLACEHOLDER in str(parent):
-            parent = Path(str(parent).split(PLACEHOLDER)[0] or ".")
+        parent = Path(self._routes.root).parent if self._routes.templated else self.path.parent
         ensure_writable_dir(parent, f"{self.name}: cannot write into {parent}", "pass a writable path (video:PATH)")
 
     # -- routing ---------------------------------------------------------------
 
-    def _path_for(self, source_id: str, per_source: bool) -> Path:
-        if PLACEHOLDER in self.target:
-            return Path(fill_placeholder(self.target, source_id))
-        if per_source:
-            return self.path.with_name(f"{self.path.stem}.{safe_source_id(source_id)}{self.path.suffix}")
-        return self.path
+    def _new_output(self, source_id: str) -> _Output:
+        path, move = self._routes.claim(source_id)
+        if move is not None:
+            self._relocate(*move)
+        return self._routes.add(source_id, _Output(Path(path)))
 
-    def _output(self, source_id: str) -> _Output:
-        out = self._outputs.get(source_id)
-        if out is not None:
-            return out
-        if len(self._outputs) == 1 and PLACEHOLDER not in self.target:
-            (first_id, first), = self._outputs.items()
-            self._relocate(first_id, first)
-        out = _Output(self._path_for(source_id, per_source=bool(self._outputs)))
-        self._outputs[source_id] = out
-        return out
-
-    def _relocate(self, source_id: str, out: _Output) -> None:
-        new_path = self._path_for(source_id, per_source=True)
+    def _relocate(self, source_id: str, out: _Output, new_path: str) -> None:
         log.info("%s: several sources, source %r now writes %s", self.name, source_id, new_path)
         if out.file is not None:
             try:
@@ -210,9 +168,9 @@ class VideoSink(BaseSink):
             except OSError as exc:
                 raise SinkError(
                     f"{self.name}: cannot rename {out.path} to {new_path} for source {source_id!r}: {exc}; "
-                    f"use a per-source target such as video:{self.path.stem}.{PLACEHOLDER}{self.path.suffix}"
+                    f"use a per-source target such as video:{self.path.stem}.{{source}}{self.path.suffix}"
                 ) from exc
-        out.path = new_path
+        out.path = Path(new_path)
 
     # -- write -----------------------------------------------------------------
 
@@ -220,7 +178,7 @@ class VideoSink(BaseSink):
         """Create the container and encoder for a source's first frame (its size is known only now)."""
         fmt = _guess_format(out.path)
         out.fragmented_mp4 = self.fragmented and fmt in _MP4_FORMATS
-        options = dict(FRAGMENTED_MP4_OPTIONS) if out.fragmented_mp4 else {"flush_packets": "1"}
+        container_options = dict(FRAGMENTED_MP4_OPTIONS) if out.fragmented_mp4 else {"flush_packets": "1"}
         try:
             out.path.parent.mkdir(parents=True, exist_ok=True)
             out.file = open(out.path, "wb", buffering=0)  # FFmpeg buffers; a failed write surfaces at once
@@ -232,18 +190,13 @@ class VideoSink(BaseSink):
         time_base = timeline.start(prediction.frame)
         h, w = image.shape[:2]
         out.size = (w, h)
+        options = {"crf": str(self.crf), "preset": self.preset} if self.codec in _X26X else {}
         try:
-            container = av.open(out.file, "w", format=fmt, options=options)
-            stream = container.add_stream(self.codec, rate=self.fps)
-            stream.width = w + (-w) % self._align[0]
-            stream.height = h + (-h) % self._align[1]
-            stream.pix_fmt = self.pix_fmt
-            stream.codec_context.time_base = time_base
-            stream.codec_context.gop_size = max(1, round(2 * self.fps))
-            # No B-frames: their reorder delay is what breaks MP4 timestamps (module docstring).
-            stream.codec_context.max_b_frames = 0
-            if self.codec in _X26X:
-                stream.options = {"crf": str(self.crf), "preset": self.preset}
+            container = av.open(out.file, "w", format=fmt, options=container_options)
+            stream = add_video_stream(
+                container, self.codec, (w, h), pix_fmt=self.pix_fmt, fps=self.fps, time_base=time_base,
+                gop=max(1, round(2 * self.fps)), options=options,
+            )  # fmt: skip
         except (av.FFmpegError, ValueError) as exc:
             out.file.close()
             out.file = None
@@ -256,8 +209,9 @@ class VideoSink(BaseSink):
     def _write(self, prediction: Prediction) -> bool:
         assert self.context is not None
         frame = prediction.frame
-        out = self._output(frame.source_id)
-        image = self._render(prediction)
+        out = self._routes.outputs.get(frame.source_id) or self._new_output(frame.source_id)
+        image = draw.render(frame.image, prediction.mask, self.context.palette, mode=self.mode, alpha=self.alpha,
+                       classes=self.context.classes, legend=self.legend)  # fmt: skip
         if out.container is None:
             self._start(out, prediction, image)
         elif (image.shape[1], image.shape[0]) != out.size and not out.resized_warned:
@@ -311,7 +265,7 @@ class VideoSink(BaseSink):
 
     def _close(self) -> None:
         first_error: SinkError | None = None
-        for out in self._outputs.values():
+        for out in self._routes.outputs.values():
             try:
                 if out.container is not None and not out.full:
                     try:

@@ -1,9 +1,9 @@
 """Where frames come from: files, cameras, network streams, image folders, Python code.
 
 ``open_source("rtsp://cam/stream")`` picks the kind from the URI (or an explicit
-``"kind:target"`` prefix) and returns an un-opened :class:`Source`. Built-in kinds
-register themselves in :data:`SOURCES`; third-party packages add kinds through the
-``streamseg.sources`` entry-point group. PyAV and OpenCV load only when a source opens.
+``"kind:target"`` prefix) and returns an un-opened :class:`Source`. Built-in kinds are
+listed in :data:`SOURCES` and imported on first use; third-party packages add kinds through
+the ``streamseg.sources`` entry-point group. PyAV and OpenCV load only when a source opens.
 """
 
 from __future__ import annotations
@@ -15,22 +15,34 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from streamseg.datasets import IMAGE_EXTENSIONS
 from streamseg.errors import ConfigError
 from streamseg.registry import Registry
-from streamseg.sources.base import Source, SourceStats
+from streamseg.sources.base import BaseSource, Source, SourceStats
 
-#: kind name -> factory ``(target, *, source_id, **options) -> Source``.
-SOURCES: Registry[Source] = Registry("streamseg.sources")
+#: kind name -> factory ``(target, *, source_id, **options) -> Source``; built-ins load on first use.
+SOURCES: Registry[Source] = Registry(
+    "streamseg.sources",
+    {
+        "file": "streamseg.sources.file:VideoFileSource",
+        "url": "streamseg.sources.network:NetworkSource",
+        "camera": "streamseg.sources.camera:CameraSource",
+        "images": "streamseg.sources.images:ImageFolderSource",
+        "iterable": "streamseg.sources.memory:iterable_source",
+        "push": "streamseg.sources.memory:push_source",
+    },
+)
 
-# Imported after SOURCES exists: each module registers its kinds with @SOURCES.register.
+# The built-in classes, for ``from streamseg.sources import PushSource``; none imports PyAV or OpenCV at import time.
 from streamseg.sources.camera import CameraSource  # noqa: E402
 from streamseg.sources.file import VideoFileSource  # noqa: E402
-from streamseg.sources.images import IMAGE_EXTENSIONS, ImageFolderSource  # noqa: E402
+from streamseg.sources.images import ImageFolderSource  # noqa: E402
 from streamseg.sources.memory import IterableSource, PushSource  # noqa: E402
 from streamseg.sources.network import NetworkSource  # noqa: E402
 
 __all__ = [
     "SOURCES",
+    "BaseSource",
     "CameraSource",
     "ImageFolderSource",
     "IterableSource",
@@ -94,10 +106,10 @@ def open_source(uri: Any, *, source_id: str = "0", **options: Any) -> Source:
     if isinstance(uri, bool):
         raise ConfigError(f"source URI must be a string, a path, a camera index or an iterable, not {uri!r}")
     if isinstance(uri, int):
-        return CameraSource(uri, source_id=source_id, **options)
+        return SOURCES.get("camera")(uri, source_id=source_id, **options)
     if not isinstance(uri, (str, os.PathLike)):
         if isinstance(uri, Iterable):
-            return IterableSource(uri, source_id=source_id, **options)
+            return SOURCES.get("iterable")(uri, source_id=source_id, **options)
         raise ConfigError(
             f"source URI must be a string, a path, a camera index or an iterable, not {type(uri).__name__}"
         )

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from streamseg.errors import ConfigError, SourceError
-from streamseg.sources import SOURCES
-from streamseg.sources.base import SourceStats
+from streamseg.sources.base import BaseSource
 from streamseg.types import Frame
 
 __all__ = ["CameraSource"]
@@ -54,8 +53,7 @@ def _parse_device(device: int | str | os.PathLike[str]) -> int | str:
     return int(text) if text.isdigit() else text
 
 
-@SOURCES.register("camera")
-class CameraSource:
+class CameraSource(BaseSource):
     """A camera by index (``0``) or device path (``/dev/video0``), read with OpenCV.
 
     ``device`` may be any target OpenCV's ``VideoCapture`` opens (a video file, a
@@ -83,8 +81,8 @@ class CameraSource:
         fourcc: str | None = None,
         api: str | int | None = None,
     ) -> None:
+        super().__init__(source_id)
         self.device = _parse_device(device)
-        self.source_id = str(source_id)
         if fourcc is not None and len(fourcc) != 4:
             raise ConfigError(f"fourcc must be 4 characters like 'MJPG' or 'YUYV', not {fourcc!r}")
         for name, value in (("width", width), ("height", height), ("fps", fps)):
@@ -97,17 +95,15 @@ class CameraSource:
         self.width: int | None = None
         self.height: int | None = None
         self.fps: float | None = None
-        self.stats = SourceStats()
         self._cap: Any = None
-        self._index = 0
         self._opened_at = 0.0
         self._use_driver_clock = True
         self._last_pts: int | None = None
         self._grab_failures = 0
         self._primed = False
 
-    def __repr__(self) -> str:
-        return f"CameraSource({self.device!r}, source_id={self.source_id!r})"
+    def _describe(self) -> int | str:
+        return self.device
 
     def _api_id(self) -> int:
         import cv2
@@ -154,6 +150,7 @@ class CameraSource:
                 "and that it supports the requested size/fps/fourcc"
             )
         self._cap = cap
+        self._opened = True
         self._opened_at = time.monotonic()
         self._use_driver_clock, self._last_pts, self._grab_failures = True, None, 0
         log.info(
@@ -190,8 +187,7 @@ class CameraSource:
         """The next frame (RGB); ``None`` at the end of a file target."""
         import cv2
 
-        if self._cap is None:
-            raise SourceError(f"{self!r}: read() before open() (or after close()); call open() first")
+        self._check_open()
         if self._primed:  # the frame grabbed by open()
             self._primed = False
             ok, bgr = self._cap.retrieve()
@@ -213,16 +209,14 @@ class CameraSource:
         image = _to_rgb(bgr, cv2)
         pts = self._pts(float(self._cap.get(cv2.CAP_PROP_POS_MSEC)), now)
         self.stats.busy_s += time.perf_counter() - start
-        frame = Frame(image=image, source_id=self.source_id, index=self._index, pts=pts, time_base=MS, capture_time=now)
-        self._index += 1
-        self.stats.frames += 1
-        return frame
+        return self._emit(image, pts=pts, time_base=MS, capture_time=now)
 
     def close(self) -> None:
         """Release the device; safe to call twice or after a failed open()."""
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+        self._opened = False
 
     def _pts(self, pos_ms: float, now: float) -> int:
         """Driver clock while it behaves, else the capture clock; strictly increasing either way.

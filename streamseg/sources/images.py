@@ -10,86 +10,20 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import re
 import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 
+from streamseg.datasets import IMAGE_EXTENSIONS, natural_key, read_image
 from streamseg.errors import SourceError
-from streamseg.sources import SOURCES
-from streamseg.sources.base import SourceStats
+from streamseg.sources.base import BaseSource
 from streamseg.types import Frame
 
-__all__ = ["ImageFolderSource", "IMAGE_EXTENSIONS", "natural_key", "to_rgb8"]
+__all__ = ["ImageFolderSource"]
 
 log = logging.getLogger(__name__)
 
-#: Extensions OpenCV reads (lower case); other files in a folder or glob are ignored.
-IMAGE_EXTENSIONS = frozenset(
-    {
-        ".png",
-        ".jpg",
-        ".jpeg",
-        ".jpe",
-        ".bmp",
-        ".dib",
-        ".tif",
-        ".tiff",
-        ".webp",
-        ".ppm",
-        ".pgm",
-        ".pbm",
-        ".pnm",
-        ".pfm",
-        ".sr",
-        ".ras",
-        ".jp2",
-        ".exr",
-        ".hdr",
-        ".pic",
-        ".avif",
-    }
-)
-
-_DIGITS = re.compile(r"(\d+)")
-
-
-def natural_key(path: str) -> tuple[Any, ...]:
-    """Sort key: digit runs compare as numbers, the rest case-insensitively (``img2`` < ``img10``)."""
-    parts = _DIGITS.split(path)
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p.casefold()) for p in parts), path
-
-
-def to_rgb8(image: np.ndarray) -> np.ndarray:
-    """What ``cv2.imdecode`` returns -> RGB uint8 ``H x W x 3``, C-contiguous.
-
-    Gray -> RGB; BGRA -> RGB (alpha dropped, not composited); 16-bit -> 8-bit
-    (``>> 8``); float (EXR/HDR/PFM, assumed 0..1) -> clipped and scaled to 0..255.
-    """
-    import cv2
-
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype.kind == "f":
-        image = np.clip(np.nan_to_num(image) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        raise TypeError(f"unsupported image depth {image.dtype}")
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    channels = image.shape[2]
-    if channels == 1:
-        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
-    if channels == 2:  # gray + alpha
-        return cv2.cvtColor(np.ascontiguousarray(image[:, :, 0]), cv2.COLOR_GRAY2RGB)
-    if channels == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-@SOURCES.register("images")
-class ImageFolderSource:
+class ImageFolderSource(BaseSource):
     """Every image of a folder (non-recursive), a glob pattern (``**`` recurses) or one image file, once each.
 
     Only files with an extension in :data:`IMAGE_EXTENSIONS` are taken, in natural
@@ -104,16 +38,13 @@ class ImageFolderSource:
     live = False
 
     def __init__(self, path_or_glob: str | os.PathLike[str], *, source_id: str = "0") -> None:
+        super().__init__(source_id)
         self.pattern = os.fspath(path_or_glob)
-        self.source_id = str(source_id)
-        self.stats = SourceStats()
         self.files: list[Path] = []
         self.frame_count: int | None = None
-        self._index = 0
-        self._opened = False
 
-    def __repr__(self) -> str:
-        return f"ImageFolderSource({self.pattern!r}, source_id={self.source_id!r})"
+    def _describe(self) -> str:
+        return self.pattern
 
     def _list(self) -> list[Path]:
         target = self.pattern
@@ -149,36 +80,14 @@ class ImageFolderSource:
 
     def read(self, timeout: float = 0.0) -> Frame | None:
         """The next image as a Frame, ``None`` after the last one."""
-        if not self._opened:
-            raise SourceError(f"{self!r}: read() before open() (or after close()); call open() first")
+        self._check_open()
         if self._index >= len(self.files):
             return None
-        path = self.files[self._index]
         start = time.perf_counter()
-        image = _load(path)
+        image = read_image(self.files[self._index])
         self.stats.busy_s += time.perf_counter() - start
-        frame = Frame(image=image, source_id=self.source_id, index=self._index, capture_time=time.monotonic())
-        self._index += 1
-        self.stats.frames += 1
-        return frame
+        return self._emit(image)
 
     def close(self) -> None:
         """Nothing is held open between reads; marks the source closed."""
         self._opened = False
-
-
-def _load(path: Path) -> np.ndarray:
-    """Decode one file to RGB uint8; a SourceError names the file and the reason."""
-    import cv2
-
-    try:
-        data = np.fromfile(path, dtype=np.uint8)  # unlike cv2.imread, handles any path encoding
-    except OSError as exc:
-        raise SourceError(f"cannot read image {path}: {exc.strerror or exc}; check it exists and is readable") from exc
-    image = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR) if data.size else None
-    if image is None:
-        raise SourceError(f"cannot decode image {path}: empty, truncated or not an image; remove or replace it")
-    try:
-        return np.ascontiguousarray(to_rgb8(image))
-    except TypeError as exc:
-        raise SourceError(f"cannot convert image {path}: {exc}; save it as 8- or 16-bit PNG/JPEG") from exc

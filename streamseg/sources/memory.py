@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -19,11 +18,10 @@ import numpy as np
 
 from streamseg.errors import ConfigError, SourceError
 from streamseg.frames import as_rgb_uint8
-from streamseg.sources import SOURCES
-from streamseg.sources.base import SourceStats
+from streamseg.sources.base import BaseSource
 from streamseg.types import Frame
 
-__all__ = ["IterableSource", "PushSource", "check_image"]
+__all__ = ["IterableSource", "PushSource", "check_image", "iterable_source", "push_source"]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +35,7 @@ def check_image(image: Any, what: str) -> np.ndarray:
     return as_rgb_uint8(image, what=what, allow_tensor=False)
 
 
-class IterableSource:
+class IterableSource(BaseSource):
     """Frames from any iterable of RGB uint8 arrays or :class:`Frame` objects, pulled lazily.
 
     A Frame item keeps its ``pts``/``time_base``/``discontinuity`` and its
@@ -56,54 +54,42 @@ class IterableSource:
             raise ConfigError(
                 f"IterableSource needs an iterable of RGB uint8 arrays or Frames, not {type(iterable).__name__}"
             )
+        super().__init__(source_id)
         self.iterable = iterable
-        self.source_id = str(source_id)
-        self.stats = SourceStats()
         self.frame_count: int | None = len(iterable) if hasattr(iterable, "__len__") else None  # type: ignore[arg-type]
         self._it: Iterator[np.ndarray | Frame] | None = None
-        self._index = 0
 
-    def __repr__(self) -> str:
-        return f"IterableSource({type(self.iterable).__name__}, source_id={self.source_id!r})"
+    def _describe(self) -> str:
+        return type(self.iterable).__name__
 
     def open(self) -> None:
         """Start iterating (a one-shot iterator can be opened once)."""
         self._it = iter(self.iterable)
         self._index = 0
+        self._opened = True
 
     def read(self, timeout: float = 0.0) -> Frame | None:
         """The next item as a Frame, ``None`` when the iterable is exhausted."""
-        if self._it is None:
-            raise SourceError(f"{self!r}: read() before open() (or after close()); call open() first")
-        item = next(self._it, _END)
+        self._check_open()
+        item = next(self._it, _END)  # type: ignore[arg-type]
         if item is _END:
             return None
-        now = time.monotonic()
         what = f"item {self._index} of source {self.source_id!r}"
         if isinstance(item, Frame):
-            frame = replace(
-                item,
-                image=check_image(item.image, f"{what} (a Frame)"),
-                source_id=self.source_id,
-                index=self._index,
-                capture_time=item.capture_time or now,
-            )
-        else:
-            frame = Frame(image=check_image(item, what), source_id=self.source_id, index=self._index, capture_time=now)
-        self._index += 1
-        self.stats.frames += 1
-        return frame
+            image = check_image(item.image, f"{what} (a Frame)")
+            return self._emit(image, pts=item.pts, time_base=item.time_base, capture_time=item.capture_time,
+                              discontinuity=item.discontinuity)  # fmt: skip
+        return self._emit(check_image(item, what))
 
     def close(self) -> None:
         """Stop iterating; a generator is closed so its cleanup runs."""
-        it, self._it = self._it, None
+        it, self._it, self._opened = self._it, None, False
         close = getattr(it, "close", None)
         if callable(close):
             close()
 
 
-@SOURCES.register("iterable")
-def _iterable_factory(target: Any, *, source_id: str = "0", **options: Any) -> IterableSource:
+def iterable_source(target: Any, *, source_id: str = "0", **options: Any) -> IterableSource:
     """``iterable:`` cannot come from a string: build it in Python (``IterableSource(arrays)``)."""
     if isinstance(target, str):
         raise ConfigError(
@@ -113,7 +99,7 @@ def _iterable_factory(target: Any, *, source_id: str = "0", **options: Any) -> I
     return IterableSource(target, source_id=source_id, **options)
 
 
-class PushSource:
+class PushSource(BaseSource):
     """Frames pushed by other threads with :meth:`submit` (a ROS callback, a robot's control loop).
 
     ``maxsize`` frames wait at most. ``policy="latest"``: a full buffer drops its
@@ -135,12 +121,11 @@ class PushSource:
             raise ConfigError(f"PushSource maxsize must be >= 1, not {maxsize}")
         if policy not in ("latest", "lossless"):
             raise ConfigError(f"PushSource policy must be 'latest' or 'lossless', not {policy!r}")
-        self.source_id = str(source_id)
+        super().__init__(source_id)
         self.maxsize = maxsize
         self.policy = policy
         self.copy = copy
-        self.stats = SourceStats()
-        self._buffer: collections.deque[Frame] = collections.deque()
+        self._buffer: collections.deque[tuple[int, np.ndarray, int | None, float]] = collections.deque()
         self._cond = threading.Condition()
         self._next_index = 0
         self._ended = False
@@ -161,7 +146,7 @@ class PushSource:
             image = image.copy()
         pts = None if timestamp is None else round(float(timestamp) * 1_000_000)
         with self._cond:
-            self._check_open()
+            self._check_accepting()
             if self.policy == "lossless":
                 if not self._cond.wait_for(
                     lambda: len(self._buffer) < self.maxsize or self._ended or self._closed, timeout
@@ -170,23 +155,14 @@ class PushSource:
                         f"push source {self.source_id!r}: buffer full for {timeout} s; the consumer is too slow or "
                         "stopped (use policy='latest' to drop old frames instead of blocking)"
                     )
-                self._check_open()
+                self._check_accepting()
             elif len(self._buffer) >= self.maxsize:
                 dropped = self._buffer.popleft()
                 self.stats.dropped += 1
-                log.debug("source %s: dropped frame %d (buffer full)", self.source_id, dropped.index)
+                log.debug("source %s: dropped frame %d (buffer full)", self.source_id, dropped[0])
             index = self._next_index
             self._next_index += 1
-            self._buffer.append(
-                Frame(
-                    image=image,
-                    source_id=self.source_id,
-                    index=index,
-                    pts=pts,
-                    time_base=US if pts is not None else None,
-                    capture_time=time.monotonic(),
-                )
-            )
+            self._buffer.append((index, image, pts, time.monotonic()))
             self._cond.notify_all()
         return index
 
@@ -217,10 +193,9 @@ class PushSource:
                 raise TimeoutError(f"push source {self.source_id!r}: nothing submitted within {timeout} s")
             if not self._buffer:
                 return None
-            frame = self._buffer.popleft()
+            index, image, pts, captured = self._buffer.popleft()
             self._cond.notify_all()  # wake a blocked lossless submit()
-        self.stats.frames += 1
-        return frame
+        return self._emit(image, pts=pts, time_base=US if pts is not None else None, capture_time=captured, index=index)
 
     def close(self) -> None:
         """Stop accepting frames (blocked submitters raise SourceError); waiting frames are discarded."""
@@ -229,15 +204,14 @@ class PushSource:
             self._buffer.clear()
             self._cond.notify_all()
 
-    def _check_open(self) -> None:
+    def _check_accepting(self) -> None:
         if self._closed:
             raise SourceError(f"push source {self.source_id!r} is closed (the pipeline stopped); stop submitting")
         if self._ended:
             raise SourceError(f"push source {self.source_id!r}: submit() after end(); create a new PushSource")
 
 
-@SOURCES.register("push")
-def _push_factory(target: str = "", *, source_id: str = "0", **options: Any) -> PushSource:
+def push_source(target: str = "", *, source_id: str = "0", **options: Any) -> PushSource:
     """``push:`` (no target): a PushSource; the frames come from ``submit()`` in Python."""
     if target:
         raise ConfigError(f"push sources take no target (got {target!r}); use 'push:' and call submit() in Python")

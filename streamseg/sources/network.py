@@ -9,7 +9,6 @@ attempt is in flight, ``read_timeout`` while reading); a backoff pause never ove
 from __future__ import annotations
 
 import logging
-import random
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -17,16 +16,10 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from streamseg.backoff import Backoff
 from streamseg.errors import ConfigError, SourceError
-from streamseg.sources import SOURCES
-from streamseg.sources.base import SourceStats
-from streamseg.sources.file import (
-    check_threads,
-    configure_threads,
-    decode_error,
-    RgbConverter,
-    legacy_rotation,
-)
+from streamseg.sources.base import BaseSource, StreamClock
+from streamseg.sources.pyav import RgbConverter, StreamEnded, check_threads, configure_threads, decoded_frames, legacy_rotation
 from streamseg.types import Frame
 
 if TYPE_CHECKING:
@@ -51,14 +44,6 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)
 
 
-class _Lost(Exception):
-    """The current session ended (EOF or error); ``cause`` is the error, ``None`` for a clean EOF."""
-
-    def __init__(self, cause: BaseException | None) -> None:
-        super().__init__(str(cause) if cause else "end of stream")
-        self.cause = cause
-
-
 class _ConnectFailed(Exception):
     """A connect attempt failed in a way worth retrying (refused, 404, timeout, invalid data)."""
 
@@ -67,8 +52,7 @@ class _ConnectFailed(Exception):
         self.cause, self.elapsed = cause, elapsed
 
 
-@SOURCES.register("url")
-class NetworkSource:
+class NetworkSource(BaseSource):
     """A stream FFmpeg can open from a URL, reconnecting with backoff when it is lost.
 
     ``live``: RTSP/RTMP/UDP/SRT/... are live. HTTP(S) (HLS included) is decided at
@@ -126,43 +110,41 @@ class NetworkSource:
             raise ConfigError(f"open_timeout and read_timeout must be > 0 (got {open_timeout}, {read_timeout})")
         if max_reconnects is not None and max_reconnects < 0:
             raise ConfigError(f"max_reconnects must be >= 0 or None (forever), not {max_reconnects}")
-        first, most = (float(v) for v in backoff)
-        if not 0 <= first <= most:
-            raise ConfigError(f"backoff must be (first, max) seconds with 0 <= first <= max, not {backoff!r}")
-        self.source_id = str(source_id)
+        try:
+            first, most = backoff
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"backoff must be (first, max) seconds, not {backoff!r}") from exc
+        super().__init__(source_id)
+        self._backoff = Backoff(first, most, jitter=0.1)
         self.transport = transport
         self.open_timeout = float(open_timeout)
         self.read_timeout = float(read_timeout)
         self.reconnect = bool(reconnect)
         self.max_reconnects = max_reconnects
-        self.backoff = (first, most)
+        self.backoff = (self._backoff.first, self._backoff.longest)
         self.low_latency = bool(low_latency)
         self.options = {str(k): str(v) for k, v in (options or {}).items()}
         self.threads = check_threads(threads)
         self._live_override = live
         self.live: bool = live if live is not None else self._guess_live()
-        self.stats = SourceStats()
         self.fps: float | None = None
-        self.time_base: Fraction | None = None  # common time base of every frame's pts
+        self.clock = StreamClock()
         self._container: av.container.InputContainer | None = None
         self._frames: Iterator[Any] | None = None
-        self._session_tb: Fraction | None = None
-        self._session_offset: int | None = None  # added to rescaled session pts
         self._to_rgb: RgbConverter | None = None
-        self._index = 0
-        self._last_pts: int | None = None
-        self._last_time: float | None = None
         self._had_session = False
         self._discontinuity = False
-        self._failures = 0  # consecutive failed connect attempts
         self._session_frames = 0  # frames delivered by the current session
-        self._next_attempt = 0.0
         self._failed: SourceError | None = None
-        self._opened = False
         self._ended = False
 
-    def __repr__(self) -> str:
-        return f"NetworkSource({redact(self.url)!r}, source_id={self.source_id!r})"
+    @property
+    def time_base(self) -> Fraction | None:
+        """The common time base of every frame's pts (the first session's)."""
+        return self.clock.time_base
+
+    def _describe(self) -> str:
+        return redact(self.url)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -191,8 +173,7 @@ class NetworkSource:
         """The next frame; ``None`` at the end of a finite stream; TimeoutError if none came in ``timeout`` s."""
         if self._failed is not None:
             raise self._failed
-        if not self._opened:
-            raise SourceError(f"{self!r}: read() before open() (or after close()); call open() first")
+        self._check_open()
         deadline = time.monotonic() + max(0.0, timeout)
         try:
             while not self._ended:
@@ -201,8 +182,10 @@ class NetworkSource:
                     continue
                 try:
                     return self._make_frame(next(self._frames))
-                except _Lost as lost:
-                    self._session_lost(lost)
+                except StopIteration:
+                    self._session_lost(None)
+                except StreamEnded as ended:
+                    self._session_lost(ended.cause)
                 if time.monotonic() >= deadline and not self._ended:
                     raise TimeoutError(f"{redact(self.url)}: stream lost, reconnecting")
             return None
@@ -279,13 +262,10 @@ class NetworkSource:
         if self.low_latency and self.live:
             stream.codec_context.flags |= int(Flags.low_delay)
         self._container = container
-        self._frames = self._decoded(container, stream)
+        self._frames = decoded_frames(container, stream, self.stats, self.source_id, resync=False)
         self._session_frames = 0
-        self._session_tb = stream.time_base
-        self._session_offset = None
+        self.clock.new_session(stream.time_base)
         self._to_rgb = RgbConverter(rotate_deg=legacy_rotation(stream))
-        if self.time_base is None:
-            self.time_base = stream.time_base
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else self.fps
         if self._had_session:
@@ -301,7 +281,7 @@ class NetworkSource:
     def _reconnect_step(self, deadline: float) -> None:
         """Wait for the next attempt (never past ``deadline``) and make it; TimeoutError when out of time."""
         now = time.monotonic()
-        wait = self._next_attempt - now
+        wait = self._backoff.wait()
         if wait > 0:
             if now + wait > deadline:
                 time.sleep(max(0.0, deadline - now))
@@ -313,7 +293,7 @@ class NetworkSource:
             self._connect()
         except _ConnectFailed as failed:
             log.info(
-                "source %s: reconnect attempt %d failed: %s", self.source_id, self._failures + 1, self._explain(failed)
+                "source %s: reconnect attempt %d failed: %s", self.source_id, self._backoff.failures + 1, self._explain(failed)
             )
             self._attempt_failed(failed)
             if time.monotonic() >= deadline:
@@ -321,17 +301,14 @@ class NetworkSource:
 
     def _attempt_failed(self, failed: _ConnectFailed) -> None:
         """Count a failed attempt and schedule the next; SourceError when ``max_reconnects`` is used up."""
-        self._failures += 1
-        if self.max_reconnects is not None and self._failures >= self.max_reconnects:
+        if self.max_reconnects is not None and self._backoff.failures + 1 >= self.max_reconnects:
             raise SourceError(
-                f"{redact(self.url)}: gave up after {self._failures} failed connection attempt(s); last error: "
+                f"{redact(self.url)}: gave up after {self._backoff.failures + 1} failed connection attempt(s); last error: "
                 f"{self._explain(failed)}. Check the server/camera, or raise max_reconnects (None retries forever)"
             ) from failed.cause
-        first, most = self.backoff
-        delay = min(most, first * 2 ** (self._failures - 1)) * (1 + random.uniform(-0.1, 0.1))
-        self._next_attempt = time.monotonic() + delay
+        self._backoff.failed()
 
-    def _session_lost(self, lost: _Lost) -> None:
+    def _session_lost(self, cause: BaseException | None) -> None:
         """End the session: a finite stream ends (or fails); a live one is reconnected.
 
         The first retry after a session that delivered frames is immediate (a
@@ -342,19 +319,18 @@ class NetworkSource:
         self._drop_session()
         url = redact(self.url)
         retrying = self.reconnect and self.max_reconnects != 0
-        if lost.cause is None and (not self.live or not retrying):
+        if cause is None and (not self.live or not retrying):
             self._ended = True
             return
         if not self.live:
-            raise SourceError(f"{url}: stream broke off ({lost.cause}); check the server and the network")
+            raise SourceError(f"{url}: stream broke off ({cause}); check the server and the network")
         if not retrying:
-            raise SourceError(f"{url}: live stream broke off ({lost.cause}) and reconnect is off; enable it to retry")
-        log.warning("source %s: %s lost (%s); reconnecting", self.source_id, url, lost)
+            raise SourceError(f"{url}: live stream broke off ({cause}) and reconnect is off; enable it to retry")
+        log.warning("source %s: %s lost (%s); reconnecting", self.source_id, url, cause or "end of stream")
         if self._session_frames:
-            self._failures = 0
-            self._next_attempt = time.monotonic()
+            self._backoff.reset()
         else:
-            self._attempt_failed(_ConnectFailed(lost.cause or EOFError("stream ended before its first frame"), 0.0))
+            self._attempt_failed(_ConnectFailed(cause or EOFError("stream ended before its first frame"), 0.0))
 
     def _drop_session(self) -> None:
         self._frames = None
@@ -385,75 +361,15 @@ class NetworkSource:
 
     # -- reading ---------------------------------------------------------------------
 
-    def _decoded(self, container: Any, stream: Any) -> Iterator[Any]:
-        """Decoded frames of one session; raises _Lost at its end."""
-        import av
-
-        packets = container.demux(stream)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                raise _Lost(None) from None
-            except (av.FFmpegError, OSError, EOFError) as exc:
-                if isinstance(exc, av.error.EOFError):
-                    raise _Lost(None) from None
-                raise _Lost(exc) from None
-            start = time.perf_counter()
-            try:
-                frames = packet.decode()
-            except av.FFmpegError as exc:
-                decode_error(self.stats, f"corrupt packet (pts {packet.pts})", self.source_id, exc)
-                continue
-            finally:
-                self.stats.busy_s += time.perf_counter() - start
-            for vframe in frames:
-                if vframe.is_corrupt:
-                    decode_error(self.stats, f"frame the decoder marked corrupt (pts {vframe.pts})", self.source_id)
-                    continue
-                yield vframe
-
     def _make_frame(self, vframe: Any) -> Frame:
         now = time.monotonic()
-        pts = self._continuous_pts(vframe.pts, now)
-        image = self._to_rgb(vframe)
+        pts = self.clock.pts(vframe.pts, now)
+        image = self._to_rgb(vframe)  # type: ignore[misc]
         self.stats.busy_s += time.monotonic() - now
-        frame = Frame(
-            image=image,
-            source_id=self.source_id,
-            index=self._index,
-            pts=pts,
-            time_base=self.time_base,
-            capture_time=now,
-            discontinuity=self._discontinuity,
-        )
         if self._discontinuity:
             log.debug("source %s: first frame after reconnect, index %d pts %d", self.source_id, self._index, pts)
+        frame = self._emit(image, pts=pts, time_base=self.clock.time_base, capture_time=now, discontinuity=self._discontinuity)
         self._discontinuity = False
-        self._failures = 0
+        self._backoff.reset()
         self._session_frames += 1
-        self._index += 1
-        self._last_pts, self._last_time = pts, now
-        self.stats.frames += 1
         return frame
-
-    def _continuous_pts(self, raw: int | None, now: float) -> int:
-        """Session pts -> the source's common time base, continuing after the previous frame.
-
-        A new session (and a clock that jumps back inside one: wrap-around, an
-        encoder restart) is shifted to start one wall-clock gap after the last frame.
-        """
-        assert self.time_base is not None and self._session_tb is not None
-        last = self._last_pts
-        gap = 1
-        if last is not None and self._last_time is not None:
-            gap = max(1, int((now - self._last_time) / self.time_base))
-        if raw is None:  # no stream clock for this frame: the wall clock
-            return 0 if last is None else last + gap
-        pts = raw if self._session_tb == self.time_base else round(raw * self._session_tb / self.time_base)
-        if self._session_offset is None:
-            self._session_offset = 0 if last is None else last + gap - pts
-        if last is not None and pts + self._session_offset <= last:
-            log.debug("source %s: stream clock went back (%d after %d); re-based", self.source_id, pts, last)
-            self._session_offset = last + gap - pts
-        return pts + self._session_offset

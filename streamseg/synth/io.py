@@ -17,17 +17,19 @@ from typing import Any
 import cv2
 import numpy as np
 
+from streamseg.datasets import mask_file_name
 from streamseg.errors import ConfigError, SinkError
-from streamseg.synth.scenes import CLASSES, IGNORE_INDEX, PALETTE, SceneClip, random_sample
+from streamseg.synth.scenes import (
+    CLASSES,
+    IGNORE_INDEX,
+    PALETTE,
+    SceneClip,
+    random_sample,
+)
 
-__all__ = ["write_clip", "write_dataset", "mask_name"]
+__all__ = ["write_clip", "write_dataset"]
 
 log = logging.getLogger(__name__)
-
-
-def mask_name(index: int) -> str:
-    """File name of frame/image ``index`` (zero-padded to 6 digits, ``.png``)."""
-    return f"{index:06d}.png"
 
 
 def _count(name: str, value: int) -> int:
@@ -127,7 +129,7 @@ def write_clip(
             vf.time_base = time_base
             for packet in stream.encode(vf):
                 container.mux(packet)
-            _write_png(masks_dir / mask_name(i), mask)
+            _write_png(masks_dir / mask_file_name(i), mask)
         for packet in stream.encode():
             container.mux(packet)
     except OSError as exc:
@@ -174,8 +176,8 @@ def write_dataset(
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if not ok:
             raise SinkError(f"JPEG encoding failed for image {i}: the OpenCV build lacks JPEG support; reinstall opencv-python")
-        _write_png(out / "images" / mask_name(i), cv2.imdecode(buf, cv2.IMREAD_COLOR))
-        _write_png(out / "masks" / mask_name(i), mask)
+        _write_png(out / "images" / mask_file_name(i), cv2.imdecode(buf, cv2.IMREAD_COLOR))
+        _write_png(out / "masks" / mask_file_name(i), mask)
     info = _meta(seed, (w, h)) | {"count": count}
     json_path = out / "classes.json"
     _write_json(json_path, info)

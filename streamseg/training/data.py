@@ -11,11 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from streamseg.errors import ConfigError
-from streamseg.evaluate import read_class_names
+from streamseg.datasets import IGNORE_INDEX, MEAN, STD, folder_pairs, read_class_names, read_image, read_mask
 from streamseg.training.config import AugmentConfig, DataConfig
-
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def augment(
@@ -42,13 +39,13 @@ def augment(
     ph, pw = -(-nh // d) * d, -(-nw // d) * d
     if (ph, pw) != (nh, nw):
         img = np.pad(img, ((0, ph - nh), (0, pw - nw), (0, 0)))
-        mask = np.pad(mask, ((0, ph - nh), (0, pw - nw)), constant_values=255)
+        mask = np.pad(mask, ((0, ph - nh), (0, pw - nw)), constant_values=IGNORE_INDEX)
     ch, cw = cfg.crop_size
     for _ in range(10):  # mmseg: retry crops where one class covers more than cat_max_ratio
         y = int(rng.integers(0, max(ph - ch, 0) + 1))
         x = int(rng.integers(0, max(pw - cw, 0) + 1))
         crop = mask[y : y + ch, x : x + cw]
-        labels, counts = np.unique(crop[crop != 255], return_counts=True)
+        labels, counts = np.unique(crop[crop != IGNORE_INDEX], return_counts=True)
         if cfg.cat_max_ratio >= 1 or len(counts) > 1 and counts.max() / counts.sum() < cfg.cat_max_ratio:
             break
     img, mask = img[y : y + ch, x : x + cw], mask[y : y + ch, x : x + cw]
@@ -86,14 +83,14 @@ def to_tensors(
     """Normalise, zero what is padding (engine-style), and pad to the crop size (0 / ignore)."""
     x = np.zeros((crop[0], crop[1], 3), np.float32)
     vh, vw = valid
-    x[:vh, :vw] = (img[:vh, :vw].astype(np.float32) - MEAN) / STD
-    y = np.full(crop, 255, np.int64)
+    x[:vh, :vw] = (img[:vh, :vw].astype(np.float32) - _MEAN) / _STD
+    y = np.full(crop, IGNORE_INDEX, np.int64)
     y[: mask.shape[0], : mask.shape[1]] = mask
     return torch.from_numpy(x.transpose(2, 0, 1).copy()), torch.from_numpy(y)
 
 
-MEAN = np.array([123.675, 116.28, 103.53], np.float32)
-STD = np.array([58.395, 57.12, 57.375], np.float32)
+_MEAN = np.array(MEAN, np.float32)
+_STD = np.array(STD, np.float32)
 
 
 class SyntheticDataset(IterableDataset):
@@ -122,33 +119,6 @@ class SyntheticDataset(IterableDataset):
             i += workers
 
 
-def folder_pairs(path: str | Path) -> list[tuple[Path, Path]]:
-    """(image, mask) pairs of a dataset folder; masks are PNGs with the image's stem."""
-    root = Path(path)
-    images, masks = root / "images", root / "masks"
-    if not images.is_dir() or not masks.is_dir():
-        raise ConfigError(f"{root} must contain images/ and masks/ folders (masks: PNG class ids, 255 = ignore)")
-    pairs = []
-    for img in sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_EXTS):
-        mask = masks / (img.stem + ".png")
-        if not mask.exists():
-            raise ConfigError(f"no mask for {img.name}: expected {mask}")
-        pairs.append((img, mask))
-    if not pairs:
-        raise ConfigError(f"no images found in {images}")
-    return pairs
-
-
-def read_pair(image: Path, mask: Path) -> tuple[np.ndarray, np.ndarray]:
-    img = cv2.imread(str(image), cv2.IMREAD_COLOR)
-    m = cv2.imread(str(mask), cv2.IMREAD_UNCHANGED)
-    if img is None or m is None:
-        raise ConfigError(f"cannot read {image if img is None else mask}")
-    if m.ndim == 3:
-        m = m[:, :, 0]
-    return np.ascontiguousarray(img[:, :, ::-1]), m
-
-
 def folder_classes(path: str | Path) -> int | None:
     names = read_class_names(path)
     return None if names is None else len(names)
@@ -166,7 +136,8 @@ class FolderDataset(Dataset):
         return len(self.pairs)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        img, mask = read_pair(*self.pairs[index])
+        image, mask_path = self.pairs[index]
+        img, mask = read_image(image), read_mask(mask_path)
         rng = np.random.default_rng([self.seed, index, int(torch.randint(0, 2**31 - 1, ()).item())])
         return to_tensors(*augment(img, mask, self.augment_cfg, rng), self.augment_cfg.crop_size)
 

@@ -17,13 +17,12 @@ from torch import nn
 from streamseg.config import to_dict
 from streamseg.errors import ConfigError
 from streamseg.training.config import TrainConfig
+from streamseg.datasets import folder_pairs, read_image, read_mask
 from streamseg.training.data import (
     FolderDataset,
     SyntheticDataset,
     folder_classes,
-    folder_pairs,
     infinite,
-    read_pair,
     warmup_iters_for,
     worker_init,
 )
@@ -94,12 +93,12 @@ def lr_at(it: int, cfg: TrainConfig) -> float:
 
 
 def _device_and_dtype(cfg: TrainConfig) -> tuple[torch.device, torch.dtype | None]:
-    from streamseg.engine.segmenter import _pick_device, cpu_supports_bf16
+    from streamseg.engine.device import cpu_has_native_bf16, pick_device
 
-    device = _pick_device(cfg.device)
+    device = pick_device(cfg.device)
     if cfg.precision == "fp32":
         return device, None
-    if cfg.precision == "bf16" or (device.type == "cpu" and cpu_supports_bf16()) or device.type == "cuda":
+    if cfg.precision == "bf16" or (device.type == "cpu" and cpu_has_native_bf16()) or device.type == "cuda":
         return device, torch.bfloat16
     return device, None
 
@@ -117,9 +116,9 @@ def _classes(cfg: TrainConfig) -> tuple[tuple[str, ...], np.ndarray]:
         data = json.loads(meta.read_text())
         if "palette" in data:
             return tuple(data["classes"]), np.asarray(data["palette"], np.uint8)
-    from streamseg.engine.segmenter import _default_palette
+    from streamseg.datasets import make_palette
 
-    return tuple(f"class_{i}" for i in range(n)), _default_palette(n)
+    return tuple(f"class_{i}" for i in range(n)), make_palette(n)
 
 
 def evaluate_model(model: nn.Module, cfg: TrainConfig, classes: tuple[str, ...], palette: np.ndarray) -> dict[str, Any]:
@@ -141,8 +140,8 @@ def evaluate_model(model: nn.Module, cfg: TrainConfig, classes: tuple[str, ...],
 def _eval_items(cfg: TrainConfig):
     e = cfg.eval
     if e.kind == "folder":
-        for pair in folder_pairs(e.path):
-            yield read_pair(*pair)
+        for image, mask in folder_pairs(e.path):
+            yield read_image(image), read_mask(mask)
         return
     import cv2
 

@@ -6,30 +6,8 @@ it once into :func:`cache_dir`); ``get_weights`` gives what is known about it.
 
 from __future__ import annotations
 
+from streamseg.weights import registry as _registry
 from streamseg.weights.download import download
-from streamseg.weights.registry import (
-    VARIANTS,
-    WeightsSpec,
-    cache_dir,
-    get_weights,
-    is_cached,
-    list_weights,
-    register_weights,
-    resolve_weights,
-    unregister_weights,
-    weights_path,
-)
+from streamseg.weights.registry import *  # noqa: F403 - the registry's public names are this package's
 
-__all__ = [
-    "VARIANTS",
-    "WeightsSpec",
-    "cache_dir",
-    "download",
-    "get_weights",
-    "is_cached",
-    "list_weights",
-    "register_weights",
-    "resolve_weights",
-    "unregister_weights",
-    "weights_path",
-]
+__all__ = ["download", *_registry.__all__]

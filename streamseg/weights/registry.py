@@ -18,6 +18,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from streamseg.datasets import MEAN, STD
 from streamseg.errors import ConfigError, WeightsNotFoundError
 from streamseg.weights.download import download
 
@@ -61,8 +62,8 @@ class WeightsSpec:
     sha256: str | None = None
     bundled: str | None = None
     file_name: str | None = None
-    mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
-    std: tuple[float, float, float] = (58.395, 57.12, 57.375)
+    mean: tuple[float, float, float] = MEAN
+    std: tuple[float, float, float] = STD
     test_scale: tuple[int, int] = (2048, 512)
     slide: tuple[int, int] | None = None
     nmf_rank: int = 16
@@ -167,7 +168,7 @@ def register_weights(spec: WeightsSpec) -> WeightsSpec:
     _ensure_loaded()
     with _LOCK:
         if spec.name in _REGISTRY:
-            raise ValueError(f"weights {spec.name!r} are already registered; pick another name")
+            raise ConfigError(f"weights {spec.name!r} are already registered; pick another name")
         _REGISTRY[spec.name] = spec
     return spec
 
@@ -268,66 +269,35 @@ _IN1K_HASHES = {"t": "119e8c9f", "s": "f33ccdf2", "b": "3ab7d230", "l": "cef260d
 _SIZE = {"t": "Tiny", "s": "Small", "b": "Base", "l": "Large"}
 
 
-def _builtin_specs() -> list[WeightsSpec]:
-    from streamseg.weights.datasets import (
-        ADE20K_CLASSES,
-        ADE20K_PALETTE,
-        CITYSCAPES_CLASSES,
-        CITYSCAPES_PALETTE,
-    )
+def _official(v: str, dataset: str, **fields: object) -> WeightsSpec:
+    """A released SegNeXt/MSCAN checkpoint of size ``v`` (all Apache-2.0)."""
+    return WeightsSpec(variant=f"segnext_{v}", license="Apache-2.0", dataset=dataset, **fields)  # type: ignore[arg-type]
 
-    specs: list[WeightsSpec] = []
+
+def _builtin_specs() -> list[WeightsSpec]:
+    from streamseg.weights.datasets import ADE20K_CLASSES, ADE20K_PALETTE, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+
+    specs = []
     for v, run in _ADE20K_RUNS.items():
         stem = f"segnext_mscan-{v}_1x16_512x512_adamw_160k_ade20k"
-        specs.append(
-            WeightsSpec(
-                name=f"segnext_{v}_ade20k",
-                variant=f"segnext_{v}",
-                num_classes=150,
-                classes=ADE20K_CLASSES,
-                palette=ADE20K_PALETTE,
-                url=f"{_MMSEG}/segnext/{stem}/{stem}_{run}.pth",
-                sha256=run.rsplit("-", 1)[1],
-                test_scale=(2048, 512),
-                nmf_rank=16,
-                license="Apache-2.0",
-                dataset="ADE20K",
-                description=f"SegNeXt-{_SIZE[v]}, ADE20K 512x512, 160k iterations (mmsegmentation release)",
-            )
-        )
+        specs.append(_official(
+            v, "ADE20K", name=f"segnext_{v}_ade20k", num_classes=150, classes=ADE20K_CLASSES, palette=ADE20K_PALETTE,
+            url=f"{_MMSEG}/segnext/{stem}/{stem}_{run}.pth", sha256=run.rsplit("-", 1)[1], test_scale=(2048, 512),
+            description=f"SegNeXt-{_SIZE[v]}, ADE20K 512x512, 160k iterations (mmsegmentation release)",
+        ))  # fmt: skip
     for v, share in _CITYSCAPES_IDS.items():
-        specs.append(
-            WeightsSpec(
-                name=f"segnext_{v}_cityscapes",
-                variant=f"segnext_{v}",
-                num_classes=19,
-                classes=CITYSCAPES_CLASSES,
-                palette=CITYSCAPES_PALETTE,
-                url=f"https://cloud.tsinghua.edu.cn/f/{share}/?dl=1",
-                sha256=None,  # the authors published no hash: downloads are not verified
-                file_name=f"segnext_{v}_cityscapes.pth",
-                test_scale=(2048, 1024),
-                slide=(1024, 768),
-                nmf_rank=16 if v in "ts" else 64,
-                license="Apache-2.0",
-                dataset="Cityscapes",
-                description=f"SegNeXt-{_SIZE[v]}, Cityscapes 1024x1024, 160k iterations (SegNeXt authors' release)",
-            )
-        )
+        specs.append(_official(
+            v, "Cityscapes", name=f"segnext_{v}_cityscapes", num_classes=19, classes=CITYSCAPES_CLASSES,
+            palette=CITYSCAPES_PALETTE, url=f"https://cloud.tsinghua.edu.cn/f/{share}/?dl=1",
+            sha256=None,  # the authors published no hash: downloads are not verified
+            file_name=f"segnext_{v}_cityscapes.pth", test_scale=(2048, 1024), slide=(1024, 768),
+            nmf_rank=16 if v in "ts" else 64,
+            description=f"SegNeXt-{_SIZE[v]}, Cityscapes 1024x1024, 160k iterations (SegNeXt authors' release)",
+        ))  # fmt: skip
     for v, digest in _IN1K_HASHES.items():
-        specs.append(
-            WeightsSpec(
-                name=f"mscan_{v}_in1k",
-                variant=f"segnext_{v}",
-                num_classes=0,
-                classes=(),
-                palette=(),
-                url=f"{_MMSEG}/pretrain/segnext/mscan_{v}_20230227-{digest}.pth",
-                sha256=digest,
-                backbone_only=True,
-                license="Apache-2.0",
-                dataset="ImageNet-1k",
-                description=f"MSCAN-{_SIZE[v]} backbone pretrained on ImageNet-1k (for training SegNeXt-{v.upper()})",
-            )
-        )
+        specs.append(_official(
+            v, "ImageNet-1k", name=f"mscan_{v}_in1k", num_classes=0, classes=(), palette=(),
+            url=f"{_MMSEG}/pretrain/segnext/mscan_{v}_20230227-{digest}.pth", sha256=digest, backbone_only=True,
+            description=f"MSCAN-{_SIZE[v]} backbone pretrained on ImageNet-1k (for training SegNeXt-{v.upper()})",
+        ))  # fmt: skip
     return specs

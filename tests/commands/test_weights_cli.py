@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import socket
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,11 +17,6 @@ pytestmark = pytest.mark.timeout(60)
 PAYLOAD = b"checkpoint bytes " * 2000
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("STREAMSEG_CACHE", str(tmp_path / "cache"))
@@ -32,13 +24,9 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def served_spec(tmp_path: Path):
+def served_spec(http_folder):
     """A spec registered for this test whose file is served by a real HTTP server on 127.0.0.1."""
-    root = tmp_path / "www"
-    root.mkdir()
-    (root / "cli_model.pth").write_bytes(PAYLOAD)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    (http_folder.root / "cli_model.pth").write_bytes(PAYLOAD)
     spec = register_weights(
         WeightsSpec(
             name="tmp_cli_model",
@@ -46,15 +34,13 @@ def served_spec(tmp_path: Path):
             num_classes=2,
             classes=("background", "thing"),
             palette=((0, 0, 0), (255, 0, 0)),
-            url=f"http://127.0.0.1:{httpd.server_address[1]}/cli_model.pth",
+            url=http_folder.url("cli_model.pth"),
             sha256=hashlib.sha256(PAYLOAD).hexdigest()[:8],
             dataset="test",
         )
     )
     yield spec
     unregister_weights(spec.name)
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def _rows(out: str) -> dict[str, list[str]]:

@@ -7,20 +7,12 @@ import pytest
 import torch
 
 from streamseg.engine import Segmenter
-from streamseg.model import build_segnext, load_checkpoint
 from streamseg.types import Batch, Frame
 
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on a GPU machine)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def parity_model(parity_checkpoint):
-    model = build_segnext("segnext_t", num_classes=150)
-    load_checkpoint(model, parity_checkpoint)
-    return model.eval()
 
 
 def _frames(n, h=120, w=160):

@@ -11,10 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from streamseg.engine.fold import fold_model
+from streamseg.model.fold import fold_model
 from streamseg.engine.openvino_backend import OpenVINOForward, cpu_bf16_supported, openvino_available
 from streamseg.errors import BackendUnavailableError, ConfigError, InputError
-from streamseg.model import build_segnext, load_checkpoint
 
 from helpers import PARITY, scene
 
@@ -27,10 +26,8 @@ KEY = "parity-segnext-t-folded"  # the weights_key every instance here shares, s
 
 
 @pytest.fixture(scope="module")
-def model(parity_checkpoint):
-    m = build_segnext("segnext_t", num_classes=150)
-    load_checkpoint(m, parity_checkpoint)
-    return fold_model(m.eval())
+def model(parity_model):
+    return fold_model(parity_model)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +82,7 @@ def test_bf16_masks_agree_with_torch_fp32(model, cache, caplog):
     forward = OpenVINOForward(model, precision="bf16", cache_dir=cache, weights_key=KEY)
     assert forward.precision == ("bf16" if cpu_bf16_supported() else "f32")
     agree = []
-    with caplog.at_level(logging.WARNING, logger="streamseg.engine.openvino_backend"):
+    with caplog.at_level(logging.WARNING, logger="streamseg.engine"):
         for seed in range(3):
             x = normalised(scene(128, 192, seed))
             b = fixed_bases()
@@ -102,7 +99,7 @@ def test_bf16_masks_agree_with_torch_fp32(model, cache, caplog):
 
 
 def test_second_instance_loads_the_cached_ir(ov_f32, model, cache, x, bases, caplog):
-    with caplog.at_level(logging.INFO, logger="streamseg.engine.openvino_backend"):
+    with caplog.at_level(logging.INFO, logger="streamseg.engine"):
         again = OpenVINOForward(model, precision="f32", cache_dir=cache, weights_key=KEY)
         logits, converged = again(x, bases)
     assert again.conversions == 0 and ov_f32.conversions >= 1

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from streamseg.engine import Segmenter
-from streamseg.engine.segmenter import cpu_supports_bf16
+from streamseg.engine.device import cpu_has_native_bf16
 from streamseg.synth import SceneClip
 
 pytestmark = pytest.mark.timeout(300)
@@ -30,7 +30,7 @@ def _agreement(masks, ref) -> float:
 
 def test_bf16_agrees_with_fp32(frames, fp32_masks):
     seg = Segmenter(precision="bf16", device="cpu")
-    if not cpu_supports_bf16():
+    if not cpu_has_native_bf16():
         pytest.skip("this CPU has no native bf16 (autocast would emulate it)")
     assert _agreement([seg(f) for f in frames], fp32_masks) >= 0.995
 

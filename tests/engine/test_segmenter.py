@@ -12,19 +12,12 @@ import torch.nn.functional as F
 
 from streamseg.engine import EngineConfig, Segmenter
 from streamseg.errors import ConfigError, InputError, NumericalError, OutOfMemoryError
-from streamseg.model import build_segnext, load_checkpoint
+from streamseg.model import build_segnext
 
 from helpers import scene
 
 MEAN = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
 STD = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
-
-
-@pytest.fixture(scope="module")
-def parity_model(parity_checkpoint):
-    model = build_segnext("segnext_t", num_classes=150)
-    load_checkpoint(model, parity_checkpoint)
-    return model.eval()
 
 
 def reference_mask(model, img: np.ndarray, scale=(2048, 512)) -> np.ndarray:
@@ -101,19 +94,6 @@ def test_results_never_mix_frames(parity_model):
     for img, pred in zip(imgs, preds):
         assert pred.frame.image is img
         np.testing.assert_array_equal(pred.mask, seg(img, stream_id=pred.frame.source_id))
-
-
-def test_folded_matches_unfolded(parity_model):
-    from streamseg.engine.fold import fold_model
-
-    folded = fold_model(parity_model)
-    x = torch.from_numpy(np.load(__import__("helpers").PARITY / "segnext_t" / "input.npy"))
-    bases = F.normalize(torch.rand(1, 256, 16, generator=torch.Generator().manual_seed(3)), dim=1)
-    with torch.no_grad():
-        torch.testing.assert_close(folded(x, nmf_bases=bases), parity_model(x, nmf_bases=bases), atol=1e-4, rtol=1e-4)
-        for a, b in zip(folded.forward_features(x), parity_model.forward_features(x)):
-            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.backbone.modules())
 
 
 def test_warm_policy_runs_and_remembers_streams(parity_model):
@@ -224,7 +204,8 @@ def test_slide_inference_averages_windows(parity_model):
 
 def _fail_above(seg: Segmenter, limit: int, error: BaseException) -> list[int]:
     """Make the forward run out of memory for more than ``limit`` frames, like an allocator would."""
-    real, sizes = seg._forward, []
+    torch_model = seg.executor.model
+    real, sizes = torch_model.forward, []
 
     def forward(x, bases, steps):
         sizes.append(int(x.shape[0]))
@@ -232,7 +213,7 @@ def _fail_above(seg: Segmenter, limit: int, error: BaseException) -> list[int]:
             raise error
         return real(x, bases, steps)
 
-    seg._forward = forward
+    torch_model.forward = forward
     return sizes
 
 

@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from streamseg.model import build_segnext, load_checkpoint
 
 from helpers import PARITY
 
@@ -16,10 +15,8 @@ TOL = dict(atol=1e-4, rtol=1e-4)
 
 
 @pytest.fixture(scope="module")
-def model(parity_checkpoint):
-    m = build_segnext("segnext_t", num_classes=150)
-    load_checkpoint(m, parity_checkpoint)
-    return m.eval()
+def model(parity_model):
+    return parity_model
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamseg.draw import make_palette
+from streamseg.datasets import make_palette
 from streamseg.sinks.base import SinkContext
 from streamseg.types import Frame, Prediction
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from streamseg.draw import make_palette
+from streamseg.datasets import make_palette
 from streamseg.errors import ConfigError, SinkError
 from streamseg.sinks import open_sink
 from streamseg.sinks.base import SinkContext

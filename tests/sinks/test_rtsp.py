@@ -203,9 +203,3 @@ def test_bad_options() -> None:
         RtspSink("rtsp://127.0.0.1/x", transport="quic")
     with pytest.raises(ConfigError, match="backoff"):
         RtspSink("rtsp://127.0.0.1/x", backoff=(2.0, 1.0))
-
-
-def test_per_source_urls() -> None:
-    sink = RtspSink("rtsp://127.0.0.1:8554/live?x=1")
-    assert sink._url_for("cam 1", per_source=True) == "rtsp://127.0.0.1:8554/live/cam_1?x=1"
-    assert RtspSink("rtsp://h/{source}/s")._url_for("a", per_source=False) == "rtsp://h/a/s"

@@ -15,7 +15,6 @@ from helpers import make_video
 
 from streamseg.errors import InputError, SinkError
 from streamseg.sinks import open_sink
-from streamseg.sinks._common import encoder_frame
 from streamseg.sinks.base import SinkContext
 from streamseg.sinks.video import VideoSink
 
@@ -78,27 +77,6 @@ def test_overlay_colours_visible(tmp_path: Path, context, make_prediction, strip
     expected = [(64, 64, 64), (191, 64, 64), (64, 191, 64), (64, 64, 191)]
     for got, want in zip(centres, expected):
         np.testing.assert_allclose(got, want, atol=16)
-
-
-def test_encoder_frame_matches_ffmpegs_own_conversion() -> None:
-    """The sinks' OpenCV RGB -> 4:2:0 conversion gives the colours FFmpeg's swscale would."""
-    ramp = np.linspace(0, 255, 96, dtype=np.float32)
-    clean = np.stack([np.tile(ramp, (64, 1)), np.tile(ramp[::-1], (64, 1)), np.full((64, 96), 200.0)], -1)
-    clean[20:40, 30:70] = (230, 25, 75)  # a saturated block: chroma edges
-    noisy = np.clip(clean + np.random.default_rng(7).normal(0, 6, clean.shape), 0, 255).astype(np.uint8)
-    for image in (clean.astype(np.uint8), noisy):
-        ours = encoder_frame(image, "yuv420p")
-        assert ours.format.name == "yuv420p" and (ours.width, ours.height) == (96, 64)
-        ffmpeg = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
-        a, b = ours.to_ndarray().astype(int), ffmpeg.to_ndarray().astype(int)
-        assert np.abs(a[:64] - b[:64]).max() <= 1  # luma: the same BT.601 limited-range matrix
-        ours_err = np.abs(ours.to_ndarray(format="rgb24").astype(int) - image).mean()
-        ffmpeg_err = np.abs(ffmpeg.to_ndarray(format="rgb24").astype(int) - image).mean()
-        assert ours_err < ffmpeg_err + 0.5, (ours_err, ffmpeg_err)  # chroma: 2x2 mean vs swscale's filter
-        assert np.abs(a[64:] - b[64:]).mean() < 4
-    # odd sizes and other formats are left to FFmpeg
-    assert encoder_frame(noisy[:63], "yuv420p").format.name == "rgb24"
-    assert encoder_frame(noisy, "yuv444p").format.name == "rgb24"
 
 
 @pytest.mark.parametrize("mode, width", [("mask", 64), ("side_by_side", 128)])

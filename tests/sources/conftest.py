@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -61,23 +58,10 @@ def publisher() -> Iterator[type[RtspPublisher]]:
         pub.stop()
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - keep pytest output clean
-        pass
-
-
 @pytest.fixture
-def http_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def http_server(http_folder) -> tuple[str, Path]:
     """``(base_url, folder)``: a real HTTP server on 127.0.0.1 serving ``folder``."""
-    root = tmp_path / "www"
-    root.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    return http_folder.base, http_folder.root
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from helpers import decode_index, index_frame
 from streamseg.errors import SourceError
 from streamseg.sources import ImageFolderSource, Source
-from streamseg.sources.images import natural_key
+from streamseg.datasets import natural_key
 from streamseg.types import Frame
 
 

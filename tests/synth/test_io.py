@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 
 from streamseg.errors import ConfigError, SinkError
-from streamseg.synth import CLASSES, IGNORE_INDEX, PALETTE, SceneClip, random_sample, write_clip, write_dataset
+from streamseg.synth import (
+    CLASSES,
+    IGNORE_INDEX,
+    PALETTE,
+    SceneClip,
+    random_sample,
+    write_clip,
+    write_dataset,
+)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -8,7 +8,8 @@ import pytest
 
 from streamseg.errors import ConfigError
 from streamseg.synth import CLASSES, IGNORE_INDEX, PALETTE, SceneClip, random_sample
-from streamseg.synth.scenes import _draw, _make_shape, _motion_blur, _Pose
+from streamseg.synth.raster import Pose, draw_object, motion_blur
+from streamseg.synth.shapes import make_shape
 
 SIZE = (160, 96)
 OBJECT_CLASSES = set(range(1, len(CLASSES)))
@@ -75,8 +76,8 @@ def test_mask_is_pixel_exact_for_drawn_object() -> None:
     for cls in sorted(OBJECT_CLASSES):
         img[...] = 7
         mask[...] = 0
-        shape = _make_shape(np.random.default_rng(cls), cls)
-        _draw(img, mask, shape, patch, _Pose(cx=37.3, cy=30.6, radius=21.7, angle=0.7), cls)
+        shape = make_shape(np.random.default_rng(cls), cls)
+        draw_object(img, mask, shape, patch, Pose(cx=37.3, cy=30.6, radius=21.7, angle=0.7), cls)
         inside = mask == cls
         assert set(np.unique(mask).tolist()) == {0, cls}
         assert inside.sum() > 200
@@ -85,7 +86,7 @@ def test_mask_is_pixel_exact_for_drawn_object() -> None:
     # a ring has a hole that stays background
     ring = CLASSES.index("ring")
     mask[...] = 0
-    _draw(img, mask, _make_shape(np.random.default_rng(0), ring), patch, _Pose(cx=40, cy=32, radius=25, angle=0.0), ring)
+    draw_object(img, mask, make_shape(np.random.default_rng(0), ring), patch, Pose(cx=40, cy=32, radius=25, angle=0.0), ring)
     assert mask[32, 40] == 0 and mask[32, 40 + 22] == ring
 
 
@@ -95,8 +96,8 @@ def test_occlusion_top_object_wins() -> None:
     red = np.full((16, 16, 3), (255, 0, 0), np.uint8)
     blue = np.full((16, 16, 3), (0, 0, 255), np.uint8)
     disc, box = CLASSES.index("disc"), CLASSES.index("box")
-    _draw(img, mask, _make_shape(np.random.default_rng(0), box), red, _Pose(cx=24, cy=32, radius=20, angle=0.0), box)
-    _draw(img, mask, _make_shape(np.random.default_rng(0), disc), blue, _Pose(cx=40, cy=32, radius=16, angle=0.0), disc)
+    draw_object(img, mask, make_shape(np.random.default_rng(0), box), red, Pose(cx=24, cy=32, radius=20, angle=0.0), box)
+    draw_object(img, mask, make_shape(np.random.default_rng(0), disc), blue, Pose(cx=40, cy=32, radius=16, angle=0.0), disc)
     assert mask[32, 40] == disc and tuple(img[32, 40]) == (0, 0, 255)
     assert mask[32, 10] == box and tuple(img[32, 10]) == (255, 0, 0)
 
@@ -106,7 +107,7 @@ def test_motion_blur_marks_a_thin_ignore_band() -> None:
     mask = np.zeros((60, 80), np.uint8)
     img[20:40, 30:50] = 255
     mask[20:40, 30:50] = 3
-    _motion_blur(img, mask, 9, 0.0)  # horizontal shake
+    motion_blur(img, mask, 9, 0.0)  # horizontal shake
     ignored = mask == IGNORE_INDEX
     assert ignored.any() and ignored.mean() < 0.05
     assert mask[30, 40] == 3 and mask[30, 5] == 0  # far from edges: unchanged
@@ -185,13 +186,13 @@ def test_hues_of_classes_overlap() -> None:
     Main hues cluster around a class centre (a strong but not decisive cue); second colours
     (patterns, stripes, dots) come from anywhere, so pixel colours of neighbouring classes overlap.
     """
-    from streamseg.synth.scenes import _object_colours
+    from streamseg.synth.shapes import object_colours
 
     hues: dict[int, list[float]] = {c: [] for c in OBJECT_CLASSES}
     rng = np.random.default_rng(0)
     for cls in OBJECT_CLASSES:
         for _ in range(200):
-            for colour in _object_colours(rng, cls):
+            for colour in object_colours(rng, cls):
                 hsv = cv2.cvtColor(colour.astype(np.uint8)[None, None], cv2.COLOR_RGB2HSV_FULL)[0, 0]
                 hues[cls].append(float(hsv[0]) * 360 / 256)
 

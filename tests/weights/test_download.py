@@ -9,13 +9,15 @@ import re
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from streamseg.errors import ConfigError, DownloadError
 from streamseg.weights.download import download, verify_file
+
+from helpers import HttpServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,17 +36,13 @@ class FileServer:
         self.chunk_delay = 0.0  # seconds between 16 KiB chunks, to keep a transfer in flight
         self.requests: list[dict[str, str]] = []
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
+        self.server = HttpServer(self._handler())
 
     def url(self, name: str = "weights.pth") -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+        return self.server.url(name)
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self

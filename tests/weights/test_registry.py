@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import subprocess
 import sys
-import threading
 from dataclasses import replace
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -37,24 +34,11 @@ PAYLOAD = b"not really a checkpoint, but real bytes " * 1000
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def http_dir(tmp_path: Path):
-    """A real HTTP server on 127.0.0.1 serving the files of a temporary directory."""
-    root = tmp_path / "www"
-    root.mkdir()
-    (root / "model.pth").write_bytes(PAYLOAD)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield base, httpd
-    httpd.shutdown()
-    httpd.server_close()
+def http_dir(http_folder):
+    """A real HTTP server on 127.0.0.1 serving model.pth."""
+    (http_folder.root / "model.pth").write_bytes(PAYLOAD)
+    return http_folder.base, http_folder
 
 
 @pytest.fixture
@@ -239,7 +223,7 @@ def test_resolve_registered_name_downloads_then_reuses(http_dir, cache: Path, te
     assert got is spec
     assert path == cache / "weights" / "tmp_remote.pth" == weights_path(spec)
     assert path.read_bytes() == PAYLOAD and is_cached(spec)
-    httpd.shutdown()  # offline from here on: the cached copy must do
+    httpd.stop()  # offline from here on: the cached copy must do
     assert resolve_weights("tmp_remote", progress=False) == (path, spec)
 
 

@@ -13,6 +13,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
+from streamseg.errors import ConfigError
 from streamseg.model.mscan import Block, OverlapPatchEmbed, StemConv
 
 __all__ = ["fold_model", "FoldedBlock"]
@@ -103,7 +104,7 @@ class FoldedPatchEmbed(nn.Module):
 def fold_model(model: nn.Module) -> nn.Module:
     """A folded deep copy of an eval-mode SegNeXt (the original is left untouched)."""
     if model.training:
-        raise ValueError("fold_model needs an eval-mode model (BatchNorm running statistics are folded in)")
+        raise ConfigError("fold_model needs an eval-mode model (BatchNorm running statistics are folded in)")
     folded = copy.deepcopy(model)
     backbone = folded.backbone
     for i, (embed, blocks, _) in enumerate(backbone.stages(), start=1):  # folded parts are kept: idempotent

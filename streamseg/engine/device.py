@@ -1,0 +1,60 @@
+"""Which device and precision the engine runs on; whether this CPU has native bf16.
+
+One answer to "does this CPU do bf16?" for every backend: the instruction sets (AVX-512-BF16 or
+AMX-BF16), read from the CPU itself. oneDNN also "supports" bf16 on plain AVX-512 by emulating it,
+slower than fp32, and OpenVINO lists bf16 only where it is native: asking either library gave two
+answers that could disagree.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import torch
+
+from streamseg.errors import ConfigError
+
+__all__ = ["cpu_has_native_bf16", "pick_device", "pick_precision"]
+
+_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU executes bf16 natively (AVX-512-BF16 / AMX); read once per process."""
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+                for line in f:
+                    if line.startswith("flags"):
+                        return bool(_BF16_FLAGS & set(line.split(":", 1)[1].split()))
+        except OSError:
+            pass
+    try:  # elsewhere, oneDNN's view (it may count emulated bf16)
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` is CUDA where torch sees a GPU, else the CPU; asking for CUDA without one is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but this torch has no CUDA device: use device 'cpu' or 'auto'")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be auto, cpu or cuda[:N], got {name!r}")
+    return device
+
+
+def pick_precision(name: str, device: torch.device) -> str:
+    """``auto``: fp16 on CUDA, bf16 on a CPU with native bf16, else fp32."""
+    if name == "auto":
+        if device.type == "cuda":
+            return "fp16"
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    if name == "fp16" and device.type != "cuda":
+        raise ConfigError("fp16 runs on CUDA only; on a CPU use precision bf16 (or fp32)")
+    return name
