@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("streamseg.commands.demo", "segment a generated clip with the bundled model and score it"),
     "run": ("streamseg.commands.run", "run a pipeline: sources -> engine -> sinks"),
     "bench": ("streamseg.commands.bench", "benchmark the engine (and optionally the pipeline)"),
+    "quantize": ("streamseg.commands.quantize", "int8 for the OpenVINO backend, checked against float, ahead of time"),
     "synth": ("streamseg.synth.cli", "generate synthetic clips or datasets with ground truth"),
     "train": ("streamseg.commands.train", "train SegNeXt on a dataset folder or synthetic scenes"),
     "eval": ("streamseg.commands.evaluate", "mIoU / per-class IoU / aAcc of a model on labelled data"),

@@ -22,6 +22,7 @@ __all__ = [
     "OutOfMemoryError",
     "StageError",
     "BackendUnavailableError",
+    "QuantizationError",
 ]
 
 
@@ -71,6 +72,12 @@ class NumericalError(StreamsegError, FloatingPointError):
 
 class OutOfMemoryError(StreamsegError, MemoryError):
     """Even one frame does not fit in the device's memory at the model's test scale."""
+
+
+class QuantizationError(StreamsegError, ValueError):
+    """An int8 model would be measurably worse than the float one: it was refused (exit code 2)."""
+
+    exit_code = 2
 
 
 class BackendUnavailableError(StreamsegError, ImportError):

@@ -76,6 +76,12 @@ def parity_model(parity_checkpoint):
     return model.eval()
 
 
+@pytest.fixture(scope="session")
+def int8_cache(tmp_path_factory) -> Path:
+    """One streamseg cache for the int8 tests: a model quantized once is reused by the others (as users get)."""
+    return tmp_path_factory.mktemp("int8-cache")
+
+
 @pytest.fixture
 def http_folder(tmp_path: Path) -> Iterator[HttpServer]:
     """A real HTTP server on 127.0.0.1 serving ``server.root`` (an empty folder to fill)."""

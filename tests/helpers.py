@@ -363,4 +363,4 @@ def tiny_segmenter(model=None):
         palette=np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8),
         test_scale=None,
     )
-    return Segmenter(None, model=model, info=info, precision="fp32", device="cpu")
+    return Segmenter(None, model=model, info=info, precision="fp32", device="cpu", backend="torch")

@@ -32,7 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="512x512", help="frame size WxH (default 512x512; frames are not resized)")
     parser.add_argument("--batch", type=int, default=1, help="frames per call (default 1)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--precision", default=None, help="fp32, bf16, fp16 (default: fastest for the device)")
+    parser.add_argument("--precision", default=None,
+                        help="fp32, bf16, fp16, int8 (OpenVINO), or several side by side: int8,fp32 (default: auto)")
+    parser.add_argument("--calibration", default="synth",
+                        help="int8: frames to calibrate on (a video, folder or URL; default: generated scenes)")
     parser.add_argument(
         "--backend", default="auto", help="torch, openvino, auto, or several side by side: torch,openvino (default auto)"
     )
@@ -77,13 +80,11 @@ def _interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int) -
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def _backends(spec: str) -> list[str]:
-    from streamseg.engine.config import BACKENDS
-
+def _choices(option: str, spec: str, allowed: tuple[str, ...]) -> list[str]:
     names = [b.strip() for b in spec.split(",") if b.strip()]
-    bad = [b for b in names if b not in BACKENDS]
+    bad = [b for b in names if b not in allowed]
     if not names or bad:
-        raise ConfigError(f"--backend takes {', '.join(BACKENDS)} or a comma-separated list, got {spec!r}")
+        raise ConfigError(f"{option} takes {', '.join(allowed)} or a comma-separated list, got {spec!r}")
     return list(dict.fromkeys(names))
 
 
@@ -104,12 +105,17 @@ def run(args: argparse.Namespace) -> int:
     ids = [f"s{i}" for i in range(args.batch)]
     segs: dict[str, Any] = {}
     results: dict[str, dict[str, Any]] = {}
-    for name in _backends(args.backend):
+    from streamseg.engine.config import BACKENDS, PRECISIONS
+
+    backends = _choices("--backend", args.backend, BACKENDS)
+    precisions = _choices("--precision", args.precision or "auto", PRECISIONS)
+    for name, precision in [(b, p) for b in backends for p in precisions]:
         cfg = EngineConfig(
             model=args.model,
             weights=weights,
             device=args.device,
-            precision=args.precision or "auto",
+            precision=precision,
+            calibration=args.calibration,
             backend=name,
             nmf_init=args.nmf_init,
             warm_steps=args.warm_steps,
@@ -118,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             test_scale=(max(width, height), min(width, height)),  # frames keep their size
         )
         seg = Segmenter(config=cfg)
-        label = seg.config.backend  # auto resolved
+        label = seg.config.backend if len(precisions) == 1 else f"{seg.config.backend} {seg.precision}"
         t0 = time.perf_counter()
         seg.segment(batch, stream_ids=ids)
         results[label] = {
@@ -127,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
             "size": f"{width}x{height}",
             "batch": args.batch,
             "device": str(seg.device),
-            "backend": label,
+            "backend": seg.config.backend,
             "precision": seg.precision,
             "fold": cfg.fold,
             "compile": cfg.compile,

@@ -19,7 +19,7 @@ __all__ = ["EngineConfig", "DEFAULT_WEIGHTS", "PRECISIONS", "BACKENDS", "NMF_INI
 
 DEFAULT_WEIGHTS = "segnext_t_synth"
 
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
 Backend = Literal["torch", "openvino", "auto"]
 NmfInit = Literal["reference", "fixed", "warm"]
 OpenVINOHint = Literal["LATENCY", "THROUGHPUT"]
@@ -40,7 +40,7 @@ class EngineConfig:
     num_classes: int | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Precision = "auto"
-    backend: Backend = "torch"  # openvino: CPU only (pip install "streamseg[openvino]"); auto: the fastest installed
+    backend: Backend = "auto"  # auto: OpenVINO on a CPU where it is installed, else torch; openvino: CPU only
     nmf_init: NmfInit = "fixed"
     nmf_seed: int = 0
     warm_steps: int | None = None  # NMF iterations for warm starts (None = the model's 7)
@@ -50,6 +50,9 @@ class EngineConfig:
     slide: tuple[int, int] | None = None  # (crop, stride)
     in_flight: int = 2  # batches in flight (CUDA streams, OpenVINO infer requests)
     openvino_hint: OpenVINOHint | None = None  # None: LATENCY, THROUGHPUT inside a pipeline
+    calibration: str | None = None  # int8: frames to calibrate on (video, folder, glob, URL, or "synth")
+    calibration_frames: int = 300  # int8: how many (a fifth of them held out for the accuracy check)
+    accuracy_floor: float = 0.99  # int8: least argmax agreement with the float model on held-out frames
 
     def __post_init__(self) -> None:
         self.validate()
@@ -69,6 +72,15 @@ class EngineConfig:
             raise ConfigError(
                 f"backend 'openvino' runs on the CPU, not {self.device!r}: use device 'cpu' or backend 'torch'"
             )
+        if self.precision == "int8":
+            if self.backend == "torch" or self.device.startswith("cuda"):
+                raise ConfigError("int8 runs on the OpenVINO backend on a CPU: set backend openvino (or auto) and device cpu")
+            if self.warm_steps is not None:
+                raise ConfigError("int8 runs the model's own NMF step count: drop warm_steps (or use a float precision)")
+        if not 0.0 < self.accuracy_floor <= 1.0:
+            raise ConfigError(f"accuracy_floor is an agreement between 0 and 1 (0.99 = 99 %), got {self.accuracy_floor}")
+        if self.calibration_frames < 16:
+            raise ConfigError(f"calibration_frames must be >= 16, got {self.calibration_frames}")
         if self.backend == "openvino" and self.compile:
             raise ConfigError("compile is a torch option: drop it with backend 'openvino' (OpenVINO compiles anyway)")
         if self.in_flight < 1:

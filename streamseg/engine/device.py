@@ -15,26 +15,45 @@ import torch
 
 from streamseg.errors import ConfigError
 
-__all__ = ["cpu_has_native_bf16", "pick_device", "pick_precision"]
+__all__ = ["cpu_has_native_bf16", "cpu_has_vnni", "pick_device", "pick_precision"]
 
 _BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+_VNNI_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8"}
 
 
 @functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags (Linux), or None where they cannot be read."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
 def cpu_has_native_bf16() -> bool:
-    """True where the CPU executes bf16 natively (AVX-512-BF16 / AMX); read once per process."""
-    if sys.platform.startswith("linux"):
-        try:
-            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-                for line in f:
-                    if line.startswith("flags"):
-                        return bool(_BF16_FLAGS & set(line.split(":", 1)[1].split()))
-        except OSError:
-            pass
+    """True where the CPU executes bf16 natively (AVX-512-BF16 / AMX)."""
+    flags = _cpu_flags()
+    if flags is not None:
+        return bool(_BF16_FLAGS & flags)
     try:  # elsewhere, oneDNN's view (it may count emulated bf16)
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def cpu_has_vnni() -> bool:
+    """True where the CPU has 8-bit dot products that accumulate without saturating (VNNI, AMX-INT8).
+
+    Without them (plain AVX2/AVX-512) int8 convolutions go through 16-bit intermediates that can
+    overflow: the case NNCF's overflow fix is for.
+    """
+    return bool(_VNNI_FLAGS & (_cpu_flags() or frozenset()))
 
 
 def pick_device(name: str) -> torch.device:

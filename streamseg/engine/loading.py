@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ __all__ = ["ModelInfo", "load_model"]
 log = logging.getLogger(__name__)
 
 _DEFAULT_TEST_SCALE = (2048, 512)  # mmseg's ADE20K test scale
+_MANIFEST = "streamseg.json"  # what `streamseg quantize --out` writes into its folder
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class ModelInfo:
     slide: tuple[int, int] | None = None
     nmf_rank: int = 16
     weights: str | None = None
+    quantized: str | None = None  # a folder with an int8 OpenVINO graph of these weights (streamseg quantize --out)
 
     @property
     def num_classes(self) -> int:
@@ -98,6 +101,11 @@ def load_model(
         return model.eval(), ModelInfo.unnamed(variant, num_classes, nmf_rank=nmf_rank or 16)
     from streamseg.weights import resolve_weights
 
+    quantized = None
+    folder = Path(str(weights)).expanduser()
+    if (folder / _MANIFEST).is_file():  # written by `streamseg quantize --out`: float weights + an int8 graph
+        manifest = json.loads((folder / _MANIFEST).read_text())
+        weights, quantized = folder / manifest["weights"], str(folder / manifest["int8"])
     path, spec = resolve_weights(str(weights))
     raw, meta = read_checkpoint_with_meta(path)
     state = map_checkpoint_keys(raw)
@@ -117,6 +125,5 @@ def load_model(
     num_classes, nmf_rank = num_classes or 150, nmf_rank or 16
     model = build_segnext(variant, num_classes=num_classes, nmf_rank=nmf_rank)
     load_state(model, state, path)
-    if spec is not None:
-        return model.eval(), ModelInfo.from_spec(spec, num_classes)
-    return model.eval(), ModelInfo.from_meta(meta, variant, num_classes, nmf_rank, path)
+    info = ModelInfo.from_spec(spec, num_classes) if spec is not None else ModelInfo.from_meta(meta, variant, num_classes, nmf_rank, path)
+    return model.eval(), replace(info, quantized=quantized) if quantized else info

@@ -38,7 +38,7 @@ __all__ = ["OpenVINOForward", "OpenVINOHandle", "cpu_bf16_supported", "default_c
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("bf16", "f32")
+PRECISIONS = ("bf16", "f32", "int8")
 HINTS = ("LATENCY", "THROUGHPUT")
 # OpenVINO 2026.4's snippets tokenizer crashes (SIGSEGV) compiling the head's GroupNorm->ReLU->residual pattern
 # for some static f32 shapes (e.g. 1x3x128x192); without snippets it is as fast here (measured), so they are off.
@@ -101,10 +101,15 @@ class OpenVINOForward:
         num_requests: int = 2,
         performance_hint: str = "LATENCY",
         split_batches: bool = True,
+        calibration: Any = None,
+        accuracy_floor: float = 0.99,
+        int8_dir: Path | None = None,
     ) -> None:
         """Wrap an eval-mode SegNeXt (folded or not); nothing is converted until the first forward.
 
-        ``precision``: ``bf16`` (f32 where OpenVINO has no bf16 kernels on this CPU) or ``f32``.
+        ``precision``: ``bf16`` (f32 where OpenVINO has no bf16 kernels on this CPU), ``f32``, or ``int8``
+        (quantized on ``calibration``, a :class:`~streamseg.engine.openvino_int8.Calibration`, and refused
+        below ``accuracy_floor``; ``int8_dir``: a model quantized ahead of time).
         ``weights_key`` names the weights in the IR cache (e.g. the checkpoint's SHA-256); without
         it the state dict is hashed. ``num_requests``: forwards per input shape that may be in
         flight before :meth:`start` waits for the oldest. ``performance_hint``: ``LATENCY`` (one
@@ -137,14 +142,33 @@ class OpenVINOForward:
         self.channels = int(getattr(model, "ham_channels", 0)) or None
         self.rank = int(getattr(model, "nmf_rank", 0)) or None
         self.ir = IRCache(model, self.cache_dir, weights_key)
+        # the layers int8 leaves in float run in bf16 where the CPU has it, as under precision bf16
+        inference = ("bf16" if cpu_bf16_supported() else "f32") if precision == "int8" else precision
+        self.int8 = None
+        if precision == "int8":
+            from streamseg.engine.openvino_int8 import Int8Model
+
+            if calibration is None and int8_dir is None:
+                raise ConfigError("int8 needs calibration frames (or a model quantized ahead of time)")
+            self.int8 = Int8Model(
+                self.ir, calibration, steps=self.default_steps, floor=accuracy_floor, hint=inference, directory=int8_dir
+            )
+        self._graphs: Any = self.int8 or self.ir  # get(steps, channels, rank) -> the graph to compile
         self._config: dict[str, Any] = {
-            "INFERENCE_PRECISION_HINT": precision,
+            "INFERENCE_PRECISION_HINT": inference,
             "PERFORMANCE_HINT": hint,
             "CACHE_DIR": str(self.cache_dir / "blobs"),
             **_SAFE_OPTIONS,
         }
         self._compiled: dict[tuple[int, int, int, int], _Compiled] = {}
         self.compile_s = time.perf_counter() - t0  # converting + compiling: the first-frame cost the engine reports
+
+    def prepare(self) -> None:
+        """Convert (and for int8, quantize and check) now rather than at the first frame."""
+        if self.channels and self.rank:
+            t0 = time.perf_counter()
+            self._graphs.get(self.default_steps, self.channels, self.rank)
+            self.compile_s += time.perf_counter() - t0
 
     @property
     def conversions(self) -> int:
@@ -225,7 +249,7 @@ class OpenVINOForward:
         ov = import_openvino()
         b, h, w, steps = key
         t0 = time.perf_counter()
-        model = self.ir.get(steps, channels, rank).clone()
+        model = self._graphs.get(steps, channels, rank).clone()
         model.reshape({0: ov.PartialShape([b, h, w, 3]), 1: ov.PartialShape([b, channels, rank])})
         compiled = self._compile_model(model)
         elapsed = time.perf_counter() - t0
@@ -267,7 +291,7 @@ class OpenVINOForward:
 
     def _check_nmf_precision(self, compiled: Any) -> None:
         """Warn when bf16 inference did not keep any matmul (the NMF) in float32: an OpenVINO that ignores the mark."""
-        if self.precision != "bf16":
+        if self._config.get("INFERENCE_PRECISION_HINT") != "bf16":
             return
         try:
             infos = [op.get_rt_info() for op in compiled.get_runtime_model().get_ordered_ops()]

@@ -33,12 +33,12 @@ from torch import Tensor, nn
 from streamseg.engine.device import cpu_has_native_bf16
 from streamseg.errors import BackendUnavailableError
 
-__all__ = ["IRCache", "core", "cpu_bf16_supported", "default_cache_dir", "import_openvino", "openvino_available"]
+__all__ = ["NMF_PREFIX", "IRCache", "core", "cpu_bf16_supported", "default_cache_dir", "import_openvino", "openvino_available"]
 
 log = logging.getLogger(__name__)
 
 _IR_FORMAT = 2  # bump when the converted graph changes (wrapper, NMF marking): old cache entries are then ignored
-_NMF_PREFIX = "streamseg_nmf_f32/"
+NMF_PREFIX = "streamseg_nmf_f32/"
 _INSTALL_HINT = 'install it with: pip install "streamseg[openvino]" (or use backend "torch")'
 
 
@@ -206,7 +206,7 @@ class IRCache:
             tmp, persist = Path(tempfile.mkdtemp(prefix="streamseg-openvino-")), False
         try:
             ov.save_model(converted, str(tmp / "model.xml"), compress_to_fp16=False)  # f32 weights; bf16 is a hint
-            _mark_precise(tmp / "model.xml", _NMF_PREFIX)
+            _mark_precise(tmp / "model.xml", NMF_PREFIX)
             meta = {"steps": steps, "openvino": self.ov_version, "format": _IR_FORMAT, "nmf_f32_nodes": marked}
             (tmp / "meta.json").write_text(json.dumps(meta))
             if persist:
@@ -227,7 +227,7 @@ class IRCache:
 
 
 def _name_nmf_nodes(ov_model: Any) -> int:
-    """Rename the NMF's nodes ``_NMF_PREFIX<i>`` so the saved IR can mark them; returns how many.
+    """Rename the NMF's nodes ``NMF_PREFIX<i>`` so the saved IR can mark them; returns how many.
 
     The NMF is everything computed from the bases input up to (not including) the next
     convolution (``ham_out``): the iterations, the final coefficient update and the
@@ -240,12 +240,12 @@ def _name_nmf_nodes(ov_model: Any) -> int:
         for output in node.outputs():
             for target in output.get_target_inputs():
                 child = target.get_node()  # a fresh Python wrapper every time: the new name is the "seen" mark
-                if child.get_friendly_name().startswith(_NMF_PREFIX) or child.get_type_name() in (
+                if child.get_friendly_name().startswith(NMF_PREFIX) or child.get_type_name() in (
                     "Convolution",
                     "Result",
                 ):
                     continue
-                child.set_friendly_name(f"{_NMF_PREFIX}{count}")
+                child.set_friendly_name(f"{NMF_PREFIX}{count}")
                 count += 1
                 stack.append(child)
     return count

@@ -35,13 +35,14 @@ _FROM_CONFIG = object()
 
 
 def resolve_backend(cfg: EngineConfig) -> EngineConfig:
-    """``backend: auto`` -> OpenVINO on a CPU where it is installed (measured faster), else torch."""
+    """``backend: auto`` -> OpenVINO on a CPU where it is installed (measured faster; int8 always), else torch."""
     if cfg.backend != "auto":
         return cfg
     from streamseg.engine.openvino_ir import openvino_available
 
     on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
-    return cfg.replace(backend="openvino" if on_cpu and openvino_available() and not cfg.compile else "torch")
+    openvino = cfg.precision == "int8" or (on_cpu and openvino_available() and not cfg.compile)
+    return cfg.replace(backend="openvino" if openvino else "torch")
 
 
 class Segmenter:
@@ -77,6 +78,8 @@ class Segmenter:
         else:
             net, self.info = load_model(cfg.weights, variant=cfg.model, num_classes=cfg.num_classes)
             self.info = info or self.info
+        if cfg.precision == "auto" and self.info.quantized and cfg.backend == "openvino":
+            self.precision = "int8"  # weights quantized ahead of time run as such
         if cfg.test_scale is not None or cfg.slide is not None:
             self.info = replace(self.info, test_scale=cfg.test_scale or self.info.test_scale, slide=cfg.slide or self.info.slide)
         self.model = net  # the unfolded reference module (training layout)
@@ -98,12 +101,23 @@ class Segmenter:
             from streamseg.engine.openvino import OpenVINOExecutor
             from streamseg.engine.openvino_backend import OpenVINOForward
 
+            calibration = None
+            if self.precision == "int8" and not self.info.quantized:
+                from streamseg.engine.openvino_int8 import Calibration, calibration_images
+
+                images = calibration_images(cfg.calibration, self.info, cfg.calibration_frames)
+                calibration = Calibration.from_images(images, self.info, self.bases.fixed_bases())
             forward = OpenVINOForward(
                 prepare(net, self.device, fold=cfg.fold, low_precision=None),
-                precision="f32" if self.precision == "fp32" else "bf16",
+                precision={"fp32": "f32", "int8": "int8"}.get(self.precision, "bf16"),
                 num_requests=cfg.in_flight,
                 performance_hint=cfg.openvino_hint or "LATENCY",
+                calibration=calibration,
+                accuracy_floor=cfg.accuracy_floor,
+                int8_dir=Path(self.info.quantized) if self.info.quantized else None,
             )
+            if self.precision == "int8":
+                forward.prepare()  # quantize and check now: a refusal surfaces here, not at the first frame
             return OpenVINOExecutor(forward, self.info, self.bases, self.stats, in_flight=cfg.in_flight)
         low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision) if not cfg.compile else None
         prepared = prepare(net, self.device, fold=cfg.fold, low_precision=low)

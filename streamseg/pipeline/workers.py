@@ -177,6 +177,8 @@ class EngineWorker:
         seg, before = None, (0, 0.0)
         try:
             engine = self.config.engine
+            if engine.precision == "int8" and engine.calibration is None and self.config.sources:
+                engine = replace(engine, calibration=self.config.sources[0].uri)  # calibrate on what is segmented
             if engine.openvino_hint is None and engine.in_flight > 1:
                 # a pipeline keeps batches in flight: OpenVINO streams on separate cores give more frames/s
                 engine = replace(engine, openvino_hint="THROUGHPUT")

@@ -54,8 +54,11 @@ def test_run_file_to_video_and_masks(tmp_path, tiny_weights):
         assert key in stats
     assert set(stats["latency_ms"]) >= {"p50", "p95"}
     assert {"engine", "decode"} <= set(stats["stages"]) and stats["stages"]["engine"]["frames"] == 20
-    # what ran: `streamseg run` defaults to torch, on the GPU where there is one
-    assert stats["engine"]["backend"] == "torch"
+    # what ran: `streamseg run` defaults to the fastest backend installed: OpenVINO on a CPU, torch on a GPU
+    from streamseg.engine.openvino_ir import openvino_available
+
+    fastest = "openvino" if openvino_available() and not torch.cuda.is_available() else "torch"
+    assert stats["engine"]["backend"] == fastest
     assert stats["engine"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert stats["engine"]["precision"] in ("fp32", "bf16", "fp16")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [f"{i:06d}.png" for i in range(20)]

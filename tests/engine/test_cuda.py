@@ -25,7 +25,7 @@ def test_cuda_fp32_matches_cpu_fp32(parity_model):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     frames = _frames(3)
-    cpu = Segmenter(None, model=parity_model, precision="fp32", device="cpu").segment(frames)
+    cpu = Segmenter(None, model=parity_model, precision="fp32", device="cpu", backend="torch").segment(frames)
     gpu = Segmenter(None, model=parity_model, precision="fp32", device="cuda").segment(frames)
     for a, b in zip(cpu, gpu):
         assert (a.mask == b.mask).mean() > 0.999
@@ -34,7 +34,7 @@ def test_cuda_fp32_matches_cpu_fp32(parity_model):
 def test_reference_policy_draws_on_the_cpu_generator(parity_model):
     frames = _frames(1)
     torch.manual_seed(0)
-    cpu = Segmenter(None, model=parity_model, precision="fp32", device="cpu", nmf_init="reference").segment(frames)
+    cpu = Segmenter(None, model=parity_model, precision="fp32", device="cpu", nmf_init="reference", backend="torch").segment(frames)
     torch.manual_seed(0)
     gpu = Segmenter(None, model=parity_model, precision="fp32", device="cuda", nmf_init="reference").segment(frames)
     assert (cpu[0].mask == gpu[0].mask).mean() > 0.999

@@ -20,7 +20,7 @@ def frames():
 
 @pytest.fixture(scope="module")
 def fp32_masks(frames):
-    seg = Segmenter(precision="fp32", device="cpu")
+    seg = Segmenter(precision="fp32", device="cpu", backend="torch")
     return [seg(f) for f in frames]
 
 
@@ -29,14 +29,14 @@ def _agreement(masks, ref) -> float:
 
 
 def test_bf16_agrees_with_fp32(frames, fp32_masks):
-    seg = Segmenter(precision="bf16", device="cpu")
+    seg = Segmenter(precision="bf16", device="cpu", backend="torch")
     if not cpu_has_native_bf16():
         pytest.skip("this CPU has no native bf16 (autocast would emulate it)")
     assert _agreement([seg(f) for f in frames], fp32_masks) >= 0.995
 
 
 def test_folded_fp32_equals_unfolded_fp32_masks(frames, fp32_masks):
-    seg = Segmenter(precision="fp32", device="cpu", fold=False)
+    seg = Segmenter(precision="fp32", device="cpu", fold=False, backend="torch")
     assert _agreement([seg(f) for f in frames], fp32_masks) >= 0.9999
 
 
@@ -48,5 +48,5 @@ def test_openvino_bf16_agrees_with_torch_fp32(frames, fp32_masks, tmp_path, monk
 
 
 def test_warm_policy_stays_close_to_fixed(frames, fp32_masks):
-    seg = Segmenter(precision="fp32", device="cpu", nmf_init="warm", warm_steps=3)
+    seg = Segmenter(precision="fp32", device="cpu", nmf_init="warm", warm_steps=3, backend="torch")
     assert _agreement([seg(f, stream_id="clip") for f in frames], fp32_masks) >= 0.99

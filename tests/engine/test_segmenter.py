@@ -41,7 +41,7 @@ def reference_mask(model, img: np.ndarray, scale=(2048, 512)) -> np.ndarray:
 
 @pytest.mark.parametrize("h,w", [(481, 641), (720, 1280), (100, 3000)])
 def test_masks_identical_to_reference_path(parity_model, h, w):
-    seg = Segmenter(None, model=parity_model, precision="fp32", fold=False, nmf_init="reference", device="cpu")
+    seg = Segmenter(None, model=parity_model, precision="fp32", fold=False, nmf_init="reference", device="cpu", backend="torch")
     img = scene(h, w)
     torch.manual_seed(0)
     mask = seg(img)
@@ -55,7 +55,7 @@ def test_reference_path_catches_a_resize_bug(parity_model):
     """The comparison can fail: skipping the crop of the padding moves the mask."""
     img = scene(481, 641)
     ref = reference_mask(parity_model, img)
-    seg = Segmenter(None, model=parity_model, precision="fp32", fold=False, nmf_init="reference", device="cpu")
+    seg = Segmenter(None, model=parity_model, precision="fp32", fold=False, nmf_init="reference", device="cpu", backend="torch")
     torch.manual_seed(0)
     preds = seg.segment([img], logits=True)
     wrong = F.interpolate(torch.from_numpy(preds[0].logits)[None], size=(481, 641), mode="bilinear").argmax(1)[0]
@@ -63,7 +63,7 @@ def test_reference_path_catches_a_resize_bug(parity_model):
 
 
 def test_batch_invariance_under_default_policy(parity_model):
-    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu", backend="torch")
     assert seg.config.nmf_init == "fixed"
     a, b, c = scene(120, 160, 1), scene(120, 160, 2), scene(90, 200, 3)
     alone = seg(a, stream_id="cam")
@@ -78,7 +78,7 @@ def test_batch_invariance_under_default_policy(parity_model):
 
 def test_reference_policy_depends_on_batch(parity_model):
     """Why `fixed` is the stream default: under `reference`, batch mates change a frame's mask."""
-    seg = Segmenter(None, model=parity_model, precision="fp32", nmf_init="reference", device="cpu")
+    seg = Segmenter(None, model=parity_model, precision="fp32", nmf_init="reference", device="cpu", backend="torch")
     a, b = scene(128, 128, 1), scene(128, 128, 2)
     torch.manual_seed(0)
     alone = seg.segment([a])[0].mask
@@ -88,7 +88,7 @@ def test_reference_policy_depends_on_batch(parity_model):
 
 
 def test_results_never_mix_frames(parity_model):
-    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu", backend="torch")
     imgs = [scene(64, 96, 1), scene(96, 64, 2), scene(64, 96, 3), scene(50, 50, 4)]
     preds = seg.segment(imgs, stream_ids=["a", "b", "c", "d"])
     for img, pred in zip(imgs, preds):
@@ -97,7 +97,7 @@ def test_results_never_mix_frames(parity_model):
 
 
 def test_warm_policy_runs_and_remembers_streams(parity_model):
-    seg = Segmenter(None, model=parity_model, precision="fp32", nmf_init="warm", warm_steps=3, device="cpu")
+    seg = Segmenter(None, model=parity_model, precision="fp32", nmf_init="warm", warm_steps=3, device="cpu", backend="torch")
     img = scene(96, 128)
     first = seg(img, stream_id="s")
     assert "s" in seg.bases._last
@@ -108,7 +108,7 @@ def test_warm_policy_runs_and_remembers_streams(parity_model):
 
 
 def test_confidence_and_logits_on_request(parity_model):
-    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu", backend="torch")
     img = scene(70, 90)
     plain = seg.segment([img])[0]
     assert plain.confidence is None and plain.logits is None
@@ -121,7 +121,7 @@ def test_confidence_and_logits_on_request(parity_model):
 
 def test_many_classes_give_uint16_masks():
     model = build_segnext("segnext_t", num_classes=300).eval()
-    seg = Segmenter(None, model=model, precision="fp32", device="cpu")
+    seg = Segmenter(None, model=model, precision="fp32", device="cpu", backend="torch")
     mask = seg(scene(40, 40))
     assert mask.dtype == np.uint16 and mask.max() < 300
 
@@ -137,12 +137,12 @@ def test_many_classes_give_uint16_masks():
     ],
 )
 def test_documented_conversions(parity_model, image, shape):
-    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu", backend="torch")
     assert seg(image).shape == shape
 
 
 def test_grey_equals_its_rgb(parity_model):
-    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu", backend="torch")
     grey = scene(40, 60)[:, :, 0]
     np.testing.assert_array_equal(seg(grey), seg(np.repeat(grey[:, :, None], 3, axis=2)))
 
@@ -159,13 +159,13 @@ def test_grey_equals_its_rgb(parity_model):
     ],
 )
 def test_bad_inputs_get_clear_errors(parity_model, image, message):
-    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu", backend="torch")
     with pytest.raises(InputError, match=message):
         seg(image)
 
 
 def test_torch_tensor_input(parity_model):
-    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu", backend="torch")
     img = scene(48, 64)
     np.testing.assert_array_equal(seg(torch.from_numpy(img)), seg(img))
 
@@ -174,7 +174,7 @@ def test_nan_weights_are_a_clear_error():
     model = build_segnext("segnext_t", num_classes=4).eval()
     with torch.no_grad():
         model.decode_head.conv_seg.weight.fill_(float("nan"))
-    seg = Segmenter(None, model=model, precision="fp32", device="cpu")
+    seg = Segmenter(None, model=model, precision="fp32", device="cpu", backend="torch")
     with pytest.raises(NumericalError, match="NaN"):
         seg(scene(32, 32))
 
@@ -185,7 +185,7 @@ def test_bad_options():
     with pytest.raises(ConfigError, match="nmf_init must be one of"):
         Segmenter(None, model="segnext_t", nmf_init="random")
     with pytest.raises(ConfigError, match="fp16 runs on CUDA only"):
-        Segmenter(None, model="segnext_t", precision="fp16", device="cpu")
+        Segmenter(None, model="segnext_t", precision="fp16", device="cpu", backend="torch")
     with pytest.raises(ConfigError, match=r"Segmenter\(config=EngineConfig"):
         Segmenter(EngineConfig(weights=None, model="segnext_t"))
     if not torch.cuda.is_available():
@@ -194,11 +194,12 @@ def test_bad_options():
 
 
 def test_slide_inference_averages_windows(parity_model):
-    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu", test_scale=(256, 128), slide=(96, 64))
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu", backend="torch", test_scale=(256, 128),
+                    slide=(96, 64))  # fmt: skip
     img = scene(128, 256)
     mask = seg(img)
     assert mask.shape == (128, 256)
-    whole = Segmenter(None, model=parity_model, precision="fp32", device="cpu", test_scale=(256, 128))(img)
+    whole = Segmenter(None, model=parity_model, precision="fp32", device="cpu", backend="torch", test_scale=(256, 128))(img)
     assert 0.3 < (mask == whole).mean() < 1.0  # related but not the same computation
 
 
@@ -225,7 +226,7 @@ def _fail_above(seg: Segmenter, limit: int, error: BaseException) -> list[int]:
     ],
 )
 def test_out_of_memory_splits_the_batch_and_remembers(parity_model, error):
-    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu", backend="torch")
     images = [scene(40, 56, seed=i) for i in range(5)]
     expected = [seg(img) for img in images]
     sizes = _fail_above(seg, 2, error)
@@ -239,7 +240,7 @@ def test_out_of_memory_splits_the_batch_and_remembers(parity_model, error):
 
 
 def test_out_of_memory_for_one_frame_is_a_clear_error(parity_model):
-    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu", backend="torch")
     _fail_above(seg, 0, RuntimeError("DefaultCPUAllocator: can't allocate memory"))
     with pytest.raises(OutOfMemoryError, match="out of memory segmenting one 56x40 frame.*smaller test scale") as info:
         seg(scene(40, 56))
@@ -247,7 +248,7 @@ def test_out_of_memory_for_one_frame_is_a_clear_error(parity_model):
 
 
 def test_other_runtime_errors_are_not_mistaken_for_memory(parity_model):
-    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu")
+    seg = Segmenter(None, model=parity_model, precision="fp32", device="cpu", backend="torch")
     sizes = _fail_above(seg, 0, RuntimeError("shape mismatch"))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         seg.segment([scene(40, 56), scene(40, 56, seed=1)])

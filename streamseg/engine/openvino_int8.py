@@ -1,0 +1,253 @@
+"""int8 on the OpenVINO backend: calibration frames, NNCF post-training quantization, an accuracy guard, a cache.
+
+The converted float graph (:mod:`.openvino_ir`) is quantized by NNCF on calibration frames run
+through the engine's own preprocessing. The NMF stays in float (its nodes are ignored by name; an
+int8 NMF measurably loses agreement), and NNCF's overflow fix is on where the CPU has no VNNI
+(8-bit dot products then go through 16-bit sums that can saturate). Every quantization is
+checked: a fifth of the calibration frames is held out, and with them a few generated scenes (a
+calibration set that covers too little, uniform frames say, agrees with itself and would pass on
+its own frames), and the int8 model's argmax must agree with the float model's on at least
+``accuracy_floor`` of their pixels, or nothing is used and a :class:`QuantizationError` says what
+was measured and what to do. The quantized graph and what
+was measured are cached, keyed by the float graph, the calibration frames, NNCF and OpenVINO, so
+calibration runs once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from streamseg.engine.device import cpu_has_vnni
+from streamseg.engine.loading import ModelInfo
+from streamseg.engine.openvino_ir import NMF_PREFIX, IRCache, core, import_openvino
+from streamseg.engine.preprocess import Geometry, preprocess, resize_on_host
+from streamseg.errors import BackendUnavailableError, ConfigError, QuantizationError
+
+__all__ = ["Calibration", "Int8Model", "Int8Report", "calibration_images"]
+
+log = logging.getLogger(__name__)
+
+_FORMAT = 1  # bump when the quantization recipe changes: old cache entries are then ignored
+SYNTH = "synth"  # calibration on generated scenes (what the bundled model was trained on)
+_PROBE_SCENES = 16  # generated scenes checked besides the held-out frames
+
+
+def calibration_images(spec: str | None, info: ModelInfo, count: int) -> list[np.ndarray]:
+    """RGB frames to calibrate on: the first ``count`` of ``spec`` (a video, folder, glob or URL) or generated
+    scenes (``"synth"``, and the default for the bundled model)."""
+    if spec is None and (info.weights or "").endswith("_synth"):
+        spec = SYNTH
+    if spec is None:
+        raise ConfigError(
+            "int8 needs calibration frames: set engine.calibration to a video, a folder of images or a stream "
+            "that looks like what will be segmented (streamseg run uses its first source when this is unset)"
+        )
+    if spec == SYNTH:
+        return _scenes(count, first_seed=90_000)
+    from streamseg.sources import open_source
+
+    source = open_source(spec, source_id="calibration")
+    source.open()
+    images: list[np.ndarray] = []
+    try:
+        while len(images) < count:
+            try:
+                frame = source.read(timeout=10.0)
+            except TimeoutError:
+                break
+            if frame is None:
+                break
+            images.append(frame.image)
+    finally:
+        source.close()
+    if len(images) < 16:
+        raise ConfigError(f"calibration source {spec!r} gave {len(images)} frames; int8 calibration needs at least 16")
+    return images
+
+
+def _scenes(count: int, *, first_seed: int) -> list[np.ndarray]:
+    """Generated scenes, 30 of a clip each (seeds far from the bundled model's training and evaluation)."""
+    from streamseg.synth import SceneClip
+
+    return [SceneClip(seed=first_seed + i // 30, size=(640, 360)).frame(7 * (i % 30))[0] for i in range(count)]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Model inputs for calibration and for the accuracy check, made by the engine's own preprocessing."""
+
+    inputs: list[tuple[np.ndarray, np.ndarray]]  # (NHWC float32 frame, NMF bases)
+    held_out: list[tuple[np.ndarray, np.ndarray]]  # the last fifth of the frames, then generated scenes
+    valid: tuple[int, int]  # output rows/columns that are not padding
+    digest: str  # what the frames were: part of the cache key
+
+    @classmethod
+    def from_images(cls, images: list[np.ndarray], info: ModelInfo, bases: torch.Tensor) -> "Calibration":
+        import cv2
+
+        h, w = images[0].shape[:2]
+        geo = Geometry.for_frame(h, w, info.test_scale)
+        mean, std = torch.tensor(info.mean), torch.tensor(info.std)
+        digest = hashlib.sha256(f"{geo}".encode())
+        probes = _scenes(_PROBE_SCENES, first_seed=95_000)  # never calibrated on, even with calibration "synth"
+        items = []
+        for i, image in enumerate(images + probes):
+            if image.shape[:2] != (h, w):  # one input shape: frames of a folder may differ in size
+                image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+            image = np.ascontiguousarray(image)
+            if i < len(images):
+                digest.update(memoryview(image).cast("B"))
+            x = preprocess(torch.from_numpy(np.stack(resize_on_host([image], geo))), geo, mean, std)
+            items.append((x.permute(0, 2, 3, 1).contiguous().numpy(), bases[None].numpy()))
+        held = max(4, len(images) // 5)
+        valid = (-(-geo.resized[0] // 8), -(-geo.resized[1] // 8))
+        return cls(items[: len(images) - held], items[len(images) - held :], valid, digest.hexdigest()[:16])
+
+
+@dataclass
+class Int8Report:
+    """What a quantization measured (stored with the cached model)."""
+
+    agreement: float
+    held_out: int
+    calibrated_on: int
+    overflow_fix: str
+    nncf: str
+    openvino: str
+    seconds: float
+    floor: float = 0.0
+    cached: bool = False
+
+
+class Int8Model:
+    """The quantized graph for the model's own NMF step count: from the cache, or quantized and checked now."""
+
+    def __init__(
+        self, ir: IRCache, calibration: Calibration | None, *, steps: int, floor: float, hint: str = "f32",
+        directory: Path | None = None,
+    ) -> None:  # fmt: skip
+        """``steps``: the model's NMF step count; ``hint``: the precision the int8 model's float layers run in
+        (the check runs it so); ``directory``: a model quantized ahead of time, else the cache."""
+        try:
+            import nncf
+        except ImportError as exc:
+            raise BackendUnavailableError(f'int8 needs NNCF ({exc}): pip install "streamseg[openvino]"') from exc
+        self.ir, self.calibration, self.steps, self.floor, self.hint = ir, calibration, steps, floor, hint
+        self.overflow_fix = "disable" if cpu_has_vnni() else "enable"
+        key = f"{ir.key}|{calibration.digest if calibration else directory}|{nncf.__version__}|{ir.ov_version}|{self.overflow_fix}|{_FORMAT}"
+        self.directory = directory or ir.cache_dir / "int8" / hashlib.sha256(key.encode()).hexdigest()[:24]
+        self.report: Int8Report | None = None
+        self._model: Any = None
+
+    def get(self, steps: int, channels: int, rank: int) -> Any:
+        if steps != self.steps:
+            raise ConfigError(f"int8 models run {self.steps} NMF steps, not {steps}: drop warm_steps")
+        if self._model is None:
+            self._model = self._load()
+        if self._model is None:
+            if self.calibration is None:
+                raise ConfigError(f"no int8 model in {self.directory}: quantize again (streamseg quantize --out)")
+            self._model = self._quantize(steps, channels, rank)
+        return self._model
+
+    def _load(self) -> Any:
+        meta = self.directory / "meta.json"
+        if not meta.is_file():
+            return None
+        report = Int8Report(**{**json.loads(meta.read_text()), "cached": True, "floor": self.floor})
+        self._guard(report)
+        self.report = report
+        log.info("openvino: int8 model from %s (agreement %.4f)", self.directory, report.agreement)
+        return core().read_model(str(self.directory / "model.xml"))
+
+    def _quantize(self, steps: int, channels: int, rank: int) -> Any:
+        import nncf
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+        t0 = time.perf_counter()
+        float_model = self.ir.get(steps, channels, rank)
+        cal = self.calibration
+        assert cal is not None
+        log.info("openvino: quantizing to int8 on %d frames (once: the result is cached)", len(cal.inputs))
+        nncf_log = logging.getLogger("nncf")
+        level = nncf_log.level
+        nncf_log.setLevel(logging.WARNING)  # NNCF reports every ignored node at INFO
+        try:
+            with contextlib.redirect_stdout(sys.stderr):  # its progress bars: stdout stays the caller's
+                quantized = nncf.quantize(
+                    float_model,
+                    nncf.Dataset(cal.inputs, lambda item: {0: item[0], 1: item[1]}),
+                    subset_size=len(cal.inputs),
+                    ignored_scope=nncf.IgnoredScope(patterns=[f"{NMF_PREFIX}.*"], validate=False),
+                    advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix(self.overflow_fix)),
+                )
+        finally:
+            nncf_log.setLevel(level)
+        report = Int8Report(
+            agreement=self._agreement(float_model, quantized),
+            held_out=len(cal.held_out),
+            calibrated_on=len(cal.inputs),
+            overflow_fix=self.overflow_fix,
+            nncf=nncf.__version__,
+            openvino=self.ir.ov_version,
+            seconds=round(time.perf_counter() - t0, 1),
+            floor=self.floor,
+        )
+        log.info("openvino: quantized to int8 in %.1f s, agreement %.4f", report.seconds, report.agreement)
+        self._guard(report)
+        self._save(quantized, report)
+        self.report = report
+        return core().read_model(str(self.directory / "model.xml"))
+
+    def _agreement(self, float_model: Any, quantized: Any) -> float:
+        """Share of held-out output pixels where int8 (as it will run) and float32 give the same class."""
+        requests = [
+            core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "SNIPPETS_MODE": "DISABLE"}).create_infer_request()
+            for model, hint in ((float_model, "f32"), (quantized, self.hint))
+        ]
+        rows, cols = self.calibration.valid
+        same = total = 0
+        for x, bases in self.calibration.held_out:
+            a, b = (r.infer({0: x, 1: bases})[0][:, :, :rows, :cols].argmax(1) for r in requests)
+            same += int((a == b).sum())
+            total += a.size
+        return round(same / max(total, 1), 5)
+
+    def _guard(self, report: Int8Report) -> None:
+        if report.agreement < self.floor:
+            raise QuantizationError(
+                f"the int8 model agrees with the float model on {100 * report.agreement:.2f} % of the pixels of "
+                f"{report.held_out} held-out frames (a fifth of the calibration frames and {_PROBE_SCENES} "
+                f"generated scenes), below the floor of {100 * self.floor:.2f} %: "
+                "calibrate on more frames, or on frames like the ones you segment (engine.calibration, "
+                "engine.calibration_frames); lower engine.accuracy_floor to accept it; or run in float "
+                "(engine.precision bf16 or fp32)"
+            )
+
+    def _save(self, model: Any, report: Int8Report) -> None:
+        """Written to a private folder renamed into place: concurrent processes never see half an entry."""
+        ov = import_openvino()
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.directory.parent))
+        try:
+            ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)
+            (tmp / "meta.json").write_text(json.dumps({k: v for k, v in asdict(report).items() if k != "cached"}))
+            if self.directory.exists():
+                shutil.rmtree(self.directory, ignore_errors=True)
+            os.rename(tmp, self.directory)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
