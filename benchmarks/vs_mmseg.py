@@ -2,8 +2,9 @@
 
 The issues' speed targets are multiples of mmseg's eager fp32 implementation; this measures
 that reference on the machine at hand instead of quoting a number from another machine.
-Same weights (a 150-class ADE20K-layout checkpoint), same real-looking frame, timed in
-interleaved rounds. Also reports how often each streamseg configuration's mask agrees with
+Same weights (a 150-class ADE20K-layout checkpoint, or any mmseg-layout SegNeXt-T checkpoint such
+as the bundled model's), same real-looking frame, timed in interleaved rounds; int8 is calibrated
+on generated scenes (and skipped, saying why, if its accuracy check refuses it). Also reports how often each streamseg configuration's mask agrees with
 mmseg's, with both drawing the NMF bases from the same seeded generator.
 
 mmseg must be importable next to streamseg (a separate virtual environment keeps it apart):
@@ -82,6 +83,7 @@ def main() -> None:
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])  # mmseg's inference_model takes OpenCV-order arrays
 
     contenders = {
+        "streamseg openvino int8": dict(backend="openvino", precision="int8", calibration="synth"),
         "streamseg openvino bf16": dict(backend="openvino"),
         "streamseg torch bf16": dict(backend="torch", precision="bf16"),
         "streamseg torch fp32": dict(backend="torch", precision="fp32"),

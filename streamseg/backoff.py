@@ -28,7 +28,8 @@ class Backoff:
     def failed(self) -> float:
         """Count a failure and schedule the next try; returns the delay."""
         self.failures += 1
-        delay = min(self.longest, self.first * 2 ** (self.failures - 1))
+        # the exponent is capped: a source retried for hours (~1,000 failures) would overflow a float
+        delay = min(self.longest, self.first * 2.0 ** min(self.failures - 1, 60))
         if self.jitter:
             delay *= 1 + random.uniform(-self.jitter, self.jitter)
         self.next_attempt = time.monotonic() + delay
