@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--weights", default="segnext_t_synth", help="weights (default: the bundled model)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--top", type=int, default=12, help="how many (layer, kernel) rows to print")
+    parser.add_argument("--precision", default="auto", help="auto, bf16, fp32 or int8 (calibrated on generated scenes)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
@@ -36,12 +37,13 @@ def main() -> None:
     from streamseg.engine.openvino_ir import core
     from streamseg.synth import SceneClip
 
-    seg = Segmenter(args.weights, backend="openvino", test_scale=(max(w, h), min(w, h)))
+    seg = Segmenter(args.weights, backend="openvino", precision=args.precision, calibration="synth",
+                    test_scale=(max(w, h), min(w, h)))  # fmt: skip
     rgb = np.ascontiguousarray(SceneClip(seed=7, size=(w + w % 2, h + h % 2)).frame(0)[0][:h, :w])
     seg(rgb)  # converts the model (or reads the cached IR) and compiles it for this size
     fwd = seg.executor.forward
     (b, ph, pw, steps), *_ = fwd._compiled  # the one input shape compiled just now
-    model = fwd.ir.get(steps, fwd.channels, fwd.rank).clone()
+    model = fwd._graphs.get(steps, fwd.channels, fwd.rank).clone()  # the int8 graph under precision int8
     model.reshape({0: ov.PartialShape([b, ph, pw, 3]), 1: ov.PartialShape([b, fwd.channels, fwd.rank])})
     config = {k: v for k, v in fwd._config.items() if k != "CACHE_DIR"}
     compiled = core().compile_model(model, "CPU", {**config, "PERF_COUNT": "YES"})

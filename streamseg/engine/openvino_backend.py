@@ -108,7 +108,7 @@ class OpenVINOForward:
         """Wrap an eval-mode SegNeXt (folded or not); nothing is converted until the first forward.
 
         ``precision``: ``bf16`` (f32 where OpenVINO has no bf16 kernels on this CPU), ``f32``, or ``int8``
-        (quantized on ``calibration``, a :class:`~streamseg.engine.openvino_int8.Calibration`, and refused
+        (quantized on ``calibration``, a :class:`~streamseg.engine.openvino_int8.CalibrationPlan`, and refused
         below ``accuracy_floor``; ``int8_dir``: a model quantized ahead of time).
         ``weights_key`` names the weights in the IR cache (e.g. the checkpoint's SHA-256); without
         it the state dict is hashed. ``num_requests``: forwards per input shape that may be in

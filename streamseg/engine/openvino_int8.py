@@ -9,13 +9,14 @@ calibration set that covers too little, uniform frames say, agrees with itself a
 its own frames), and the int8 model's argmax must agree with the float model's on at least
 ``accuracy_floor`` of their pixels, or nothing is used and a :class:`QuantizationError` says what
 was measured and what to do. The quantized graph and what
-was measured are cached, keyed by the float graph, the calibration frames, NNCF and OpenVINO, so
-calibration runs once.
+was measured are cached, keyed by the float graph, the calibration frames (named, not read: a
+cached model needs none), NNCF and OpenVINO, so calibration runs once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import logging
@@ -37,7 +38,7 @@ from streamseg.engine.openvino_ir import NMF_PREFIX, IRCache, core, import_openv
 from streamseg.engine.preprocess import Geometry, preprocess, resize_on_host
 from streamseg.errors import BackendUnavailableError, ConfigError, QuantizationError
 
-__all__ = ["Calibration", "Int8Model", "Int8Report", "calibration_images"]
+__all__ = ["Calibration", "CalibrationPlan", "Int8Model", "Int8Report", "calibration_images"]
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,6 @@ class Calibration:
     inputs: list[tuple[np.ndarray, np.ndarray]]  # (NHWC float32 frame, NMF bases)
     held_out: list[tuple[np.ndarray, np.ndarray]]  # the last fifth of the frames, then generated scenes
     valid: tuple[int, int]  # output rows/columns that are not padding
-    digest: str  # what the frames were: part of the cache key
 
     @classmethod
     def from_images(cls, images: list[np.ndarray], info: ModelInfo, bases: torch.Tensor) -> "Calibration":
@@ -102,20 +102,43 @@ class Calibration:
         h, w = images[0].shape[:2]
         geo = Geometry.for_frame(h, w, info.test_scale)
         mean, std = torch.tensor(info.mean), torch.tensor(info.std)
-        digest = hashlib.sha256(f"{geo}".encode())
         probes = _scenes(_PROBE_SCENES, first_seed=95_000)  # never calibrated on, even with calibration "synth"
         items = []
-        for i, image in enumerate(images + probes):
+        for image in images + probes:
             if image.shape[:2] != (h, w):  # one input shape: frames of a folder may differ in size
                 image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-            image = np.ascontiguousarray(image)
-            if i < len(images):
-                digest.update(memoryview(image).cast("B"))
             x = preprocess(torch.from_numpy(np.stack(resize_on_host([image], geo))), geo, mean, std)
             items.append((x.permute(0, 2, 3, 1).contiguous().numpy(), bases[None].numpy()))
         held = max(4, len(images) // 5)
         valid = (-(-geo.resized[0] // 8), -(-geo.resized[1] // 8))
-        return cls(items[: len(images) - held], items[len(images) - held :], valid, digest.hexdigest()[:16])
+        return cls(items[: len(images) - held], items[len(images) - held :], valid)
+
+
+@dataclass(frozen=True)
+class CalibrationPlan:
+    """Which frames int8 calibrates on, named without reading them: a cached model needs none read."""
+
+    spec: str | None
+    count: int
+    info: ModelInfo
+    bases: torch.Tensor
+
+    @property
+    def key(self) -> str:
+        """What the frames are: generated scenes, a file's or folder's identity (path, size, time), or a
+        stream's URL (a live source cannot be read the same way twice: its URL stands for it)."""
+        spec = self.spec if self.spec is not None or not (self.info.weights or "").endswith("_synth") else SYNTH
+        what = spec or "none"
+        if spec not in (None, SYNTH):
+            paths = sorted(glob.glob(spec, recursive=True)) if glob.has_magic(spec) else [spec]
+            files = [p for path in paths for p in (sorted(Path(path).rglob("*")) if Path(path).is_dir() else [Path(path)])]
+            stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
+            what = f"{spec}|{stats}" if stats else spec
+        geometry = f"{self.info.test_scale}|{self.info.mean}|{self.info.std}|{self.count}"
+        return hashlib.sha256(f"{what}|{geometry}|{self.bases.sum().item():.6f}".encode()).hexdigest()[:16]
+
+    def load(self) -> Calibration:
+        return Calibration.from_images(calibration_images(self.spec, self.info, self.count), self.info, self.bases)
 
 
 @dataclass
@@ -137,7 +160,7 @@ class Int8Model:
     """The quantized graph for the model's own NMF step count: from the cache, or quantized and checked now."""
 
     def __init__(
-        self, ir: IRCache, calibration: Calibration | None, *, steps: int, floor: float, hint: str = "f32",
+        self, ir: IRCache, plan: CalibrationPlan | None, *, steps: int, floor: float, hint: str = "f32",
         directory: Path | None = None,
     ) -> None:  # fmt: skip
         """``steps``: the model's NMF step count; ``hint``: the precision the int8 model's float layers run in
@@ -146,9 +169,9 @@ class Int8Model:
             import nncf
         except ImportError as exc:
             raise BackendUnavailableError(f'int8 needs NNCF ({exc}): pip install "streamseg[openvino]"') from exc
-        self.ir, self.calibration, self.steps, self.floor, self.hint = ir, calibration, steps, floor, hint
+        self.ir, self.plan, self.steps, self.floor, self.hint = ir, plan, steps, floor, hint
         self.overflow_fix = "disable" if cpu_has_vnni() else "enable"
-        key = f"{ir.key}|{calibration.digest if calibration else directory}|{nncf.__version__}|{ir.ov_version}|{self.overflow_fix}|{_FORMAT}"
+        key = f"{ir.key}|{plan.key if plan else directory}|{nncf.__version__}|{ir.ov_version}|{self.overflow_fix}|{_FORMAT}"
         self.directory = directory or ir.cache_dir / "int8" / hashlib.sha256(key.encode()).hexdigest()[:24]
         self.report: Int8Report | None = None
         self._model: Any = None
@@ -159,7 +182,7 @@ class Int8Model:
         if self._model is None:
             self._model = self._load()
         if self._model is None:
-            if self.calibration is None:
+            if self.plan is None:
                 raise ConfigError(f"no int8 model in {self.directory}: quantize again (streamseg quantize --out)")
             self._model = self._quantize(steps, channels, rank)
         return self._model
@@ -180,8 +203,8 @@ class Int8Model:
 
         t0 = time.perf_counter()
         float_model = self.ir.get(steps, channels, rank)
-        cal = self.calibration
-        assert cal is not None
+        assert self.plan is not None
+        cal = self.plan.load()
         log.info("openvino: quantizing to int8 on %d frames (once: the result is cached)", len(cal.inputs))
         nncf_log = logging.getLogger("nncf")
         level = nncf_log.level
@@ -198,7 +221,7 @@ class Int8Model:
         finally:
             nncf_log.setLevel(level)
         report = Int8Report(
-            agreement=self._agreement(float_model, quantized),
+            agreement=self._agreement(float_model, quantized, cal),
             held_out=len(cal.held_out),
             calibrated_on=len(cal.inputs),
             overflow_fix=self.overflow_fix,
@@ -213,15 +236,15 @@ class Int8Model:
         self.report = report
         return core().read_model(str(self.directory / "model.xml"))
 
-    def _agreement(self, float_model: Any, quantized: Any) -> float:
+    def _agreement(self, float_model: Any, quantized: Any, cal: Calibration) -> float:
         """Share of held-out output pixels where int8 (as it will run) and float32 give the same class."""
         requests = [
             core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "SNIPPETS_MODE": "DISABLE"}).create_infer_request()
             for model, hint in ((float_model, "f32"), (quantized, self.hint))
         ]
-        rows, cols = self.calibration.valid
+        rows, cols = cal.valid
         same = total = 0
-        for x, bases in self.calibration.held_out:
+        for x, bases in cal.held_out:
             a, b = (r.infer({0: x, 1: bases})[0][:, :, :rows, :cols].argmax(1) for r in requests)
             same += int((a == b).sum())
             total += a.size

@@ -101,18 +101,17 @@ class Segmenter:
             from streamseg.engine.openvino import OpenVINOExecutor
             from streamseg.engine.openvino_backend import OpenVINOForward
 
-            calibration = None
+            plan = None
             if self.precision == "int8" and not self.info.quantized:
-                from streamseg.engine.openvino_int8 import Calibration, calibration_images
+                from streamseg.engine.openvino_int8 import CalibrationPlan
 
-                images = calibration_images(cfg.calibration, self.info, cfg.calibration_frames)
-                calibration = Calibration.from_images(images, self.info, self.bases.fixed_bases())
+                plan = CalibrationPlan(cfg.calibration, cfg.calibration_frames, self.info, self.bases.fixed_bases())
             forward = OpenVINOForward(
                 prepare(net, self.device, fold=cfg.fold, low_precision=None),
                 precision={"fp32": "f32", "int8": "int8"}.get(self.precision, "bf16"),
                 num_requests=cfg.in_flight,
                 performance_hint=cfg.openvino_hint or "LATENCY",
-                calibration=calibration,
+                calibration=plan,
                 accuracy_floor=cfg.accuracy_floor,
                 int8_dir=Path(self.info.quantized) if self.info.quantized else None,
             )
