@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="weights to use (default: the bundled demo model)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override the run's configuration, e.g. --set engine.precision=int8")
+    parser.add_argument("--web", nargs="?", const="", default=None, metavar="HOST:PORT",
+                        help="watch it live in the browser (default 127.0.0.1:8080); the clip plays at its own pace")
     parser.add_argument("--json", action="store_true", help="print one JSON object on the last line")
 
 
@@ -56,9 +58,14 @@ def run(args: argparse.Namespace) -> int:
     engine: dict[str, Any] = {"calibration": "synth"}
     if args.weights is not None:
         engine["weights"] = args.weights
+    source: Any = str(clip_dir / "video.mp4")
+    sinks: list[Any] = [{"spec": f"video:{video_out}", "options": {"legend": True}}, f"masks:{masks_out}"]
+    if args.web is not None:  # a page to watch: the clip plays at its own frame rate, as a camera would
+        source = {"uri": source, "options": {"realtime": True}}
+        sinks.append(f"web:{args.web}" if args.web else "web")
     data = {
-        "sources": [str(clip_dir / "video.mp4")],
-        "sinks": [{"spec": f"video:{video_out}", "options": {"legend": True}}, f"masks:{masks_out}"],
+        "sources": [source],
+        "sinks": sinks,
         "engine": engine,
         "progress": False,
     }

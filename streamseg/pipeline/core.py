@@ -34,6 +34,7 @@ from streamseg.pipeline.config import PipelineConfig, SinkConfig, SourceConfig
 from streamseg.pipeline.stats import PipelineStats
 from streamseg.pipeline.batcher import TICK
 from streamseg.pipeline.workers import EngineWorker, RunState, SinkWorker, SourceWorker
+from streamseg.sinks.base import RunView
 from streamseg.types import Prediction
 
 __all__ = ["Pipeline"]
@@ -84,9 +85,11 @@ class Pipeline:
         self._run = RunState()
         self._sources = [SourceWorker(self._run, s, sc, cfg.batch_size) for s, sc in built]
         self._sinks = [SinkWorker(self._run, s, sk, self.stats, times_latency=i == 0) for i, (s, sk) in enumerate(built_sinks)]
-        self._engine = EngineWorker(self._run, cfg, self._sources, self._sinks, self.stats, segmenter)
+        self._engine = EngineWorker(self._run, cfg, self._sources, self._sinks, self.stats, segmenter,
+                                    view=RunView(snapshot=self.snapshot, healthy=lambda: not self.failed))
         self._on_progress = on_progress
         self._started = False
+        self._stats_lock = threading.Lock()
 
     # ------------------------------------------------------------------ what it is made of
     @property
@@ -182,7 +185,8 @@ class Pipeline:
                 if self._on_progress is not None:
                     self._count_expected()
                     self._on_progress(self.stats)
-        self._collect_stats()
+        with self._stats_lock:
+            self._collect_stats(final=True)
         if self.stats.ended == 0.0:
             self.stats.ended = time.monotonic()
         failure = self._run.failure
@@ -220,12 +224,19 @@ class Pipeline:
         return pred, time.monotonic() - pred.frame.capture_time
 
     # ------------------------------------------------------------------ stats
-    def _collect_stats(self) -> None:
+    def snapshot(self) -> dict[str, Any]:
+        """The statistics as they stand now (what ``--stats-json`` writes at the end); safe from any thread."""
+        with self._stats_lock:
+            self._collect_stats(final=False)
+            return self.stats.as_dict()
+
+    def _collect_stats(self, *, final: bool) -> None:
         s = self.stats
         decode_frames = decode_busy = 0.0
         for src in self._sources:
-            if not src.thread.is_alive():
+            if final and not src.thread.is_alive():
                 src.lane.discard()  # read but never segmented (stopped early): counted, not lost
+            s.source_state[src.id] = src.state
             st = src.source.stats
             s.frames_in[src.id] = st.frames
             s.dropped[src.id] = src.lane.dropped + st.dropped

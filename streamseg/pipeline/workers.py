@@ -75,6 +75,17 @@ class SourceWorker:
         self.opened = threading.Event()  # set once the source is open (or failed to open)
         self.thread = threading.Thread(target=self._run, name=f"streamseg-source-{self.id}", daemon=True)
 
+    @property
+    def state(self) -> str:
+        """``opening``, ``running``, ``reconnecting`` (a network source between sessions), ``ended`` or ``failed``."""
+        if self.error is not None or (self.run.failure is not None and self.run.failure[0] == f"source {self.id}"):
+            return "failed"
+        if self.thread.ident is not None and not self.thread.is_alive():
+            return "ended"
+        if not self.opened.is_set():
+            return "opening"
+        return "running" if getattr(self.source, "connected", True) else "reconnecting"
+
     def _run(self) -> None:
         try:
             self.source.open()
@@ -159,12 +170,13 @@ class EngineWorker:
 
     def __init__(
         self, run: RunState, config: PipelineConfig, lanes: Sequence[SourceWorker], sinks: Sequence[SinkWorker],
-        stats: PipelineStats, segmenter: Any = None,
+        stats: PipelineStats, segmenter: Any = None, view: Any = None,
     ) -> None:  # fmt: skip
-        self.run, self.config, self.sinks, self.stats = run, config, list(sinks), stats
+        self.run, self.config, self.sinks, self.stats, self.view = run, config, list(sinks), stats, view
         self.lanes = [worker.lane for worker in lanes]
         self.segmenter = segmenter
         self.info: Any = None
+        self._before = (0, 0.0)
         self.ready = threading.Event()  # set once the model is loaded (or failed to load)
         self.latest: dict[str, Prediction] = {}
         self.lock = threading.Lock()
@@ -174,7 +186,7 @@ class EngineWorker:
         from streamseg.engine import Segmenter
         from streamseg.sinks.base import SinkContext
 
-        seg, before = None, (0, 0.0)
+        seg = None
         try:
             engine = self.config.engine
             if engine.precision == "int8" and engine.calibration is None and self.config.sources:
@@ -184,9 +196,9 @@ class EngineWorker:
                 engine = replace(engine, openvino_hint="THROUGHPUT")
             seg = self.segmenter or Segmenter(config=engine)
             self.stats.engine = {"backend": seg.config.backend, "precision": seg.precision, "device": str(seg.device)}
-            before = (seg.stats.frames, seg.stats.busy_s)  # a segmenter passed in may have run before
+            self._before = (seg.stats.frames, seg.stats.busy_s)  # a segmenter passed in may have run before
             self.info = seg.info
-            context = SinkContext(classes=tuple(seg.classes), palette=np.asarray(seg.palette, np.uint8))
+            context = SinkContext(classes=tuple(seg.classes), palette=np.asarray(seg.palette, np.uint8), run=self.view)
             for sink in self.sinks:
                 sink.context = context
             self.ready.set()
@@ -200,10 +212,7 @@ class EngineWorker:
         finally:
             self.ready.set()
             if seg is not None:
-                frames, busy = seg.stats.frames - before[0], seg.stats.busy_s - before[1]
-                self.stats.stages["engine"] = {"frames": frames, "busy_s": round(busy, 4)}
-                if seg.stats.compile_s:
-                    self.stats.stages["engine"]["compile_s"] = round(seg.stats.compile_s, 3)
+                self._record(seg)
             for sink in self.sinks:
                 sink.put(END)
             self.stats.ended = time.monotonic()
@@ -224,14 +233,25 @@ class EngineWorker:
                 seg.submit(Batch(tuple(frames)))
             for done in seg.poll(wait=False):
                 self._emit(done)
+                self._record(seg)
         for done in seg.flush():
             self._emit(done)
 
+    def _record(self, seg: Any) -> None:
+        """The engine stage's counters in the run's stats, after every batch (live views read them)."""
+        st = seg.stats
+        engine = {"frames": st.frames - self._before[0], "busy_s": round(st.busy_s - self._before[1], 4)}
+        if st.compile_s:
+            engine["compile_s"] = round(st.compile_s, 3)
+        self.stats.stages["engine"] = engine
+
     def _emit(self, preds: list[Prediction]) -> None:
         for pred in preds:
+            sid = pred.frame.source_id
             with self.lock:
-                self.latest[pred.frame.source_id] = pred
+                self.latest[sid] = pred
                 self.stats.frames_out += 1
+                self.stats.frames_out_per_source[sid] = self.stats.frames_out_per_source.get(sid, 0) + 1
             for sink in self.sinks:
                 sink.put(pred)
             if not self.sinks:

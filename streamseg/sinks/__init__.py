@@ -7,6 +7,7 @@ Built-in kinds::
     rtsp:URL           drawn overlay published to an RTSP server      RtspSink   (a bare rtsp:// URL works too)
     display[:TITLE]    an OpenCV window; q/Esc requests a stop        DisplaySink
     callback:MOD:FUNC  calls the function MOD.FUNC(prediction)        CallbackSink
+    web[:HOST:PORT]    a live page in the browser, /metrics, /healthz WebSink     (extra: streamseg[web])
 
 Plugins add kinds through the ``streamseg.sinks`` entry-point group.
 
@@ -39,6 +40,7 @@ SINKS: Registry[Sink] = Registry(
         "rtsp": "streamseg.sinks.rtsp:RtspSink",
         "display": "streamseg.sinks.display:DisplaySink",
         "callback": "streamseg.sinks.callback:callback_from_path",
+        "web": "streamseg.sinks.web:WebSink",
     },
 )
 
@@ -54,6 +56,7 @@ __all__ = [
     "RtspSink",
     "DisplaySink",
     "CallbackSink",
+    "WebSink",
 ]
 
 _EXAMPLES = {
@@ -62,6 +65,7 @@ _EXAMPLES = {
     "rtsp": "rtsp:rtsp://127.0.0.1:8554/seg",
     "display": "display or display:Title",
     "callback": "callback:mypackage.module:function",
+    "web": "web or web:127.0.0.1:8080",
 }
 _URL = re.compile(r"^rtsps?://", re.IGNORECASE)
 
@@ -93,7 +97,7 @@ def open_sink(spec: str, **options: Any) -> Sink:
     """
     kind, target = parse_sink_spec(spec)
     factory = SINKS.get(kind)
-    args = () if target is None or (target == "" and kind == "display") else (target,)
+    args = () if target is None or (target == "" and kind in ("display", "web")) else (target,)
     try:
         inspect.signature(factory).bind(*args, **options)
     except TypeError as exc:
@@ -113,6 +117,7 @@ _LAZY = {
     "RtspSink": "streamseg.sinks.rtsp",
     "DisplaySink": "streamseg.sinks.display",
     "CallbackSink": "streamseg.sinks.callback",
+    "WebSink": "streamseg.sinks.web",
 }
 
 

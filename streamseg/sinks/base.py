@@ -12,22 +12,39 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
 from streamseg.errors import SinkError
 from streamseg.types import Prediction
 
-__all__ = ["BaseSink", "Sink", "SinkContext", "ensure_writable_dir"]
+__all__ = ["BaseSink", "RunView", "Sink", "SinkContext", "ensure_writable_dir"]
+
+
+def _no_stats() -> dict[str, Any]:
+    return {}
+
+
+def _healthy() -> bool:
+    return True
+
+
+@dataclass(frozen=True, eq=False)
+class RunView:
+    """A read-only look at the run a sink serves, for live views (a status page, metrics)."""
+
+    snapshot: Callable[[], dict[str, Any]] = _no_stats  # the run's statistics now (what --stats-json writes)
+    healthy: Callable[[], bool] = _healthy  # False once a stage has failed
 
 
 @dataclass(frozen=True, eq=False)
 class SinkContext:
-    """What every sink may need to know about the model's classes."""
+    """What every sink may need to know: the model's classes, and a view of the run it serves."""
 
     classes: tuple[str, ...]
     palette: np.ndarray  # (num_classes, 3) uint8 RGB
+    run: RunView | None = None  # None outside a pipeline (a sink driven by hand)
 
     @property
     def num_classes(self) -> int:

@@ -38,7 +38,10 @@ class VideoFileSource(BaseSource):
     are frames the decoder marks corrupt and every frame up to the next keyframe
     (they are predicted from damaged pictures): frames are never invented, at the
     cost of up to one GOP after a damaged spot.
-    ``read(timeout)`` ignores ``timeout``: decoding a local file does not wait on anyone.
+    ``read(timeout)`` ignores ``timeout``: decoding a local file does not wait on anyone, unless
+    ``realtime=True``: then frames are handed out at the file's own pace, as a camera would, and
+    ``read`` raises ``TimeoutError`` when the next one is not due within ``timeout`` (for demos and
+    for trying live sinks on a file). Such a source is still finite and lossless.
 
     ``fps`` and ``frame_count`` are estimates from the header (``None`` when
     unknown), meant for progress bars, set by :meth:`open`.
@@ -53,10 +56,14 @@ class VideoFileSource(BaseSource):
         *,
         source_id: str = "0",
         threads: int | str = "auto",
+        realtime: bool = False,
     ) -> None:
         super().__init__(source_id)
         self.path = Path(path)
         self.threads = check_threads(threads)
+        self.realtime = bool(realtime)
+        self._held: tuple[Any, int] | None = None  # a decoded picture waiting for its time (realtime)
+        self._clock: tuple[float, float] | None = None  # (monotonic, stream seconds) of the first frame
         self.fps: float | None = None
         self.frame_count: int | None = None
         self.width: int | None = None
@@ -118,6 +125,17 @@ class VideoFileSource(BaseSource):
     def read(self, timeout: float = 0.0) -> Frame | None:
         """The next frame in presentation order, or ``None`` at the end of the file."""
         self._check_open()
+        if self._held is None:
+            self._held = self._decode()
+            if self._held is None:
+                return None
+        image, pts = self._held
+        if self.realtime:
+            self._wait_until_due(pts, timeout)
+        self._held = None
+        return self._emit(image, pts=pts, time_base=self.time_base)
+
+    def _decode(self) -> tuple[Any, int] | None:
         assert self._frames is not None and self._to_rgb is not None
         try:
             vframe = next(self._frames, None)
@@ -131,11 +149,24 @@ class VideoFileSource(BaseSource):
         start = time.perf_counter()
         image, pts = self._to_rgb(vframe), self._pts(vframe)
         self.stats.busy_s += time.perf_counter() - start
-        return self._emit(image, pts=pts, time_base=self.time_base)
+        return image, pts
+
+    def _wait_until_due(self, pts: int, timeout: float) -> None:
+        """Sleep until the frame's time on the file's clock; TimeoutError when that is more than ``timeout`` away."""
+        assert self.time_base is not None
+        seconds = float(pts * self.time_base)
+        if self._clock is None:
+            self._clock = (time.monotonic(), seconds)
+        wait = self._clock[0] + (seconds - self._clock[1]) - time.monotonic()
+        if wait > timeout:
+            time.sleep(max(0.0, timeout))
+            raise TimeoutError(f"{self.path}: next frame due in {wait:.3f} s (realtime)")
+        if wait > 0:
+            time.sleep(wait)
 
     def close(self) -> None:
         """Release the decoder; safe to call twice or after a failed open()."""
-        self._frames = self._to_rgb = None
+        self._frames = self._to_rgb = self._held = None
         self._opened = False
         if self._container is not None:
             self._container.close()

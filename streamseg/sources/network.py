@@ -148,6 +148,11 @@ class NetworkSource(BaseSource):
 
     # -- lifecycle -----------------------------------------------------------------
 
+    @property
+    def connected(self) -> bool:
+        """Whether a session is up (``False`` while waiting to reconnect), for live status views."""
+        return self._frames is not None
+
     def open(self) -> None:
         """Connect once (bounded by ``open_timeout``).
 

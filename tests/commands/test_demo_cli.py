@@ -43,3 +43,39 @@ def test_bad_clip_fps_is_a_usage_error(tmp_path, capsys, rate):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--clip-fps", rate]) == 2
     assert "--clip-fps must be a positive frame rate" in capsys.readouterr().err
     assert not (tmp_path / "demo").exists()  # nothing was written
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_demo_web_serves_the_page_while_it_runs(tmp_path):
+    import socket
+    import time
+
+    from webtools import get
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamseg", "demo", "--out", str(tmp_path / "demo"), "--frames", "30", "--size",
+         "320x180", "--web", f"127.0.0.1:{port}", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    seen, states = None, set()
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            live = json.loads(get(f"http://127.0.0.1:{port}/live.json", timeout=2)[2])
+            if live["sources"].get("0", {}).get("previews"):
+                seen = live
+                states.add(live["sources"]["0"]["state"])
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert seen is not None, "the page never showed a preview while the demo ran"
+    assert seen["classes"][:2] == ["background", "disc"] and "running" in states
+    assert f"live page at http://127.0.0.1:{port}/" in err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["frames"] == result["frames_in"] == 30  # played at its pace, still every frame

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -177,6 +178,49 @@ def test_signal_leaves_playable_video_and_exit_code(tmp_path, tiny_weights, sig,
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["frames_out"] == n
     assert stats["frames_in"] == stats["frames_out"] + stats["dropped"]["0"]
+
+
+def test_sigint_with_web_viewers_stops_within_2s_and_frees_the_port(tmp_path, tiny_weights):
+    from webtools import get, open_stream
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    video = make_video(tmp_path / "in.mp4", 1500, size=(96, 64))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamseg", "run", "--source", str(video), "--sink", f"web:127.0.0.1:{port}",
+         "--sink", "video:out.mp4", "--weights", str(tiny_weights), "--stats-json", "stats.json", "--no-progress"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if json.loads(get(f"http://127.0.0.1:{port}/stats.json", timeout=2)[2])["frames_out"] > 20:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    viewers = [open_stream("127.0.0.1", port, "/stream/0") for _ in range(3)]
+    stalled = open_stream("127.0.0.1", port, "/stream/0", rcvbuf=4096)
+    time.sleep(0.5)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        for v in viewers + [stalled]:
+            v.close()
+    elapsed = time.monotonic() - sent
+    assert proc.returncode == 130, proc.stderr.read()
+    assert elapsed < 2.0
+    assert "live page at http://127.0.0.1:%d/" % port in proc.stderr.read()
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["frames_in"] == stats["frames_out"] + stats["dropped"]["0"]
+    with socket.socket() as s:  # nobody listens there any more: a restarted run can bind it again at once
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp does (closed viewers sit in TIME_WAIT)
+        s.bind(("127.0.0.1", port))
+        s.listen()
 
 
 def _file_size_limit(limit: int):

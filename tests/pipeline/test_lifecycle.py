@@ -1,4 +1,4 @@
-"""Hundreds of start/stop cycles: no thread, file handle or memory may be left behind."""
+"""Hundreds of start/stop cycles: no thread, file handle, socket or memory may be left behind."""
 
 from __future__ import annotations
 
@@ -44,22 +44,32 @@ def _threads() -> list[str]:
 
 
 def _cycle(i: int, video, out, segmenter) -> dict:
-    """One pipeline lifetime; ``i % 3`` picks how it ends: stop at once, stop mid-stream, run to the end."""
+    """One pipeline lifetime; ``i % 3`` picks how it ends: stop at once, stop mid-stream, run to the end.
+
+    Every cycle also serves the web page; when it stops mid-stream someone is watching the stream.
+    """
+    from webtools import open_stream
+
     seen: list = []
     cfg = PipelineConfig(
         sources=[SourceConfig(uri=str(video))],
-        sinks=[SinkConfig(spec=f"masks:{out / str(i % 4)}"), SinkConfig(spec=f"video:{out / f'{i % 4}.mp4'}")],
+        sinks=[SinkConfig(spec=f"masks:{out / str(i % 4)}"), SinkConfig(spec=f"video:{out / f'{i % 4}.mp4'}"),
+               SinkConfig(spec="web:127.0.0.1:0")],
         progress=False,
-    )
+    )  # fmt: skip
     pipe = Pipeline(cfg, sinks=[CallbackSink(seen.append)], segmenter=segmenter)
     pipe.start()
+    viewer = None
     if i % 3 == 0:
         pipe.stop()
     elif i % 3 == 1:
+        viewer = open_stream("127.0.0.1", pipe.sinks[2].port, "/stream/0")
         while not seen and not pipe.failed:
             time.sleep(0.002)
         pipe.stop(drain=False)
     stats = pipe.join(timeout=20).as_dict()
+    if viewer is not None:
+        viewer.close()
     assert stats["frames_in"] == stats["frames_out"] + stats["dropped"]["0"]
     assert len(seen) == stats["frames_out"]
     return stats

@@ -300,3 +300,27 @@ def test_missing_pts_are_synthesized_from_frame_durations(tmp_path: Path) -> Non
     assert [decode_index(f.image) for f in frames] == list(range(12))
     assert [f.timestamp for f in frames] == pytest.approx([i / 25 for i in range(12)])
     assert source.fps == pytest.approx(25)
+
+
+def test_realtime_plays_the_file_at_its_own_pace(tmp_path: Path) -> None:
+    import time
+
+    path = make_video(tmp_path / "a.mp4", 10, fps=25)
+    source = VideoFileSource(path, realtime=True)
+    source.open()
+    try:
+        first = source.read(timeout=1.0)
+        assert first is not None
+        with pytest.raises(TimeoutError, match="realtime"):
+            source.read(timeout=0.0)  # the next one is due in 40 ms, not now
+        frames, start = [first], time.monotonic()
+        while (frame := source.read(timeout=0.25)) is not None:
+            frames.append(frame)
+        elapsed = time.monotonic() - start
+    finally:
+        source.close()
+    assert [decode_index(f.image) for f in frames] == list(range(10))  # every frame once, the held one too
+    assert [f.index for f in frames] == list(range(10))
+    gaps = [b.capture_time - a.capture_time for a, b in zip(frames, frames[1:])]
+    assert min(gaps) > 0.03 and 0.33 < elapsed < 0.8, (gaps, elapsed)  # 9 intervals of 40 ms
+    assert source.stats.frames == 10
