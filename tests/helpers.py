@@ -109,15 +109,7 @@ class RtspRelay:
         raise RuntimeError(f"RTSP relay did not start, see {self.log_path}")
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc and self.proc.stdout:
-            self.proc.stdout.close()
+        stop_process(self.proc, timeout)
 
     def url(self, path: str = "live") -> str:
         return f"rtsp://127.0.0.1:{self.port}/{path}"
@@ -286,15 +278,20 @@ class PublisherProcess:
             self.proc.send_signal(signal.SIGUSR1)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc and self.proc.stdout:
-            self.proc.stdout.close()
+        stop_process(self.proc, timeout)
+
+
+def stop_process(proc: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``; closes its stdout pipe."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc and proc.stdout:
+        proc.stdout.close()
 
 
 _LIBC: list = []
