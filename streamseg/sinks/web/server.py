@@ -21,6 +21,7 @@ stalled viewer costs one socket and nothing else.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import hashlib
 import hmac
@@ -84,7 +85,7 @@ class WebServer:
         if self._error is not None:
             self._thread.join(timeout)
             exc = self._error
-            what = "is in use" if getattr(exc, "errno", None) == 98 else f"cannot be bound ({exc})"
+            what = "is in use" if getattr(exc, "errno", None) == errno.EADDRINUSE else f"cannot be bound ({exc})"
             raise SinkError(
                 f"web sink: port {self.port} on {self.host} {what}; pick another with --sink web:{self.host}:PORT "
                 "(or stop what holds it)"

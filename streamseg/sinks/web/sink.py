@@ -121,12 +121,13 @@ class WebSink(BaseSink):
         self._server.start()
         self.port = self._server.port
         shown = f"[{self.host}]" if ":" in self.host else self.host
-        self.url = f"http://{shown}:{self.port}/" + (f"?token={self.token}" if self.token else "")
+        page = f"http://{shown}:{self.port}/"
+        self.url = page + (f"?token={self.token}" if self.token else "")
         if generated:
             log.warning("web sink: %s:%d is reachable from other machines, so the page needs a token; "
                         "generated one (shown once): open %s", self.host, self.port, self.url)  # fmt: skip
-        else:
-            log.warning("web sink: live page at %s", self.url)
+        else:  # a token the user chose is never written to a log
+            log.warning("web sink: live page at %s%s", page, "?token=<your token>" if self.token else "")
 
     def _write(self, prediction: Prediction) -> bool:
         now = time.monotonic()

@@ -139,8 +139,10 @@ def test_non_loopback_bind_generates_a_token_printed_once(web_sink, caplog):
     assert get(base + "/nope")[0] == 404  # unknown paths are 404 with or without a token
 
 
-def test_a_given_token_is_required_on_loopback_too(web_sink):
-    sink = web_sink(token="correct horse battery")
+def test_a_given_token_is_required_on_loopback_too_and_never_logged(web_sink, caplog):
+    with caplog.at_level(logging.DEBUG, logger="streamseg"):
+        sink = web_sink(token="correct horse battery")
+    assert "correct horse" not in caplog.text and "?token=<your token>" in caplog.text
     assert get(_base(sink) + "/")[0] == 401
     assert get(_base(sink) + "/?token=correct%20horse%20battery")[0] == 200
 
