@@ -8,6 +8,7 @@ the blend is one ``cv2.addWeighted``. Images are RGB uint8 ``H x W x 3`` like
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import cv2
@@ -17,6 +18,7 @@ from streamseg.errors import ConfigError, InputError
 
 __all__ = [
     "MODES",
+    "View",
     "colorize",
     "overlay",
     "side_by_side",
@@ -28,6 +30,9 @@ __all__ = [
 
 #: What a visual sink can draw: the blended frame, the colourised mask alone, or both next to each other.
 MODES = ("overlay", "mask", "side_by_side")
+
+#: The pictures an engine can render for a sink: I420 planes for the H.264 encoders, or RGB.
+VIEW_FORMATS = ("yuv420p", "rgb24")
 
 
 def _check_palette(palette: np.ndarray) -> np.ndarray:
@@ -188,6 +193,26 @@ def render(
     if legend and classes is not None:
         out = draw_legend(out, classes, palette, present_classes(mask), copy=False)
     return out
+
+
+@dataclass(frozen=True)
+class View:
+    """What one visual sink shows, for an engine that renders on its device (:mod:`streamseg.render`).
+
+    ``mode`` and ``alpha`` as in :func:`render` (no legend: a sink with one draws on the host);
+    ``pix_fmt`` is what its encoder takes: ``yuv420p`` (``(H*3/2, W)`` I420 planes, sides padded to
+    even by repeating the edge) or ``rgb24`` (``H x W x 3``).
+    """
+
+    mode: str = "overlay"
+    alpha: float = 0.5
+    pix_fmt: str = "yuv420p"
+
+    def __post_init__(self) -> None:
+        mode, alpha = check_drawing(self.mode, self.alpha)
+        object.__setattr__(self, "alpha", alpha)
+        if self.pix_fmt not in VIEW_FORMATS:
+            raise ConfigError(f"View.pix_fmt must be one of {', '.join(VIEW_FORMATS)}, got {self.pix_fmt!r}")
 
 
 def check_drawing(mode: str, alpha: float | str) -> tuple[str, float]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from streamseg.draw import View
 
 __all__ = ["Frame", "Batch", "Prediction"]
 
@@ -62,7 +65,9 @@ class Prediction:
 
     ``mask`` is uint8 when the model has at most 255 classes, else uint16.
     ``confidence`` (float32 max softmax probability) and ``logits`` are only
-    filled when asked for. ``timings`` holds per-stage seconds (``engine``, ...).
+    filled when asked for. ``timings`` holds per-stage seconds (``engine``, ...). ``rendered``
+    holds what an engine that draws on its device made of the frame for the sinks, per
+    :class:`~streamseg.draw.View` (encoder-ready planes; empty when the sinks draw themselves).
     """
 
     frame: Frame
@@ -70,3 +75,4 @@ class Prediction:
     confidence: np.ndarray | None = None
     logits: np.ndarray | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
+    rendered: Mapping["View", np.ndarray] = field(default_factory=dict)

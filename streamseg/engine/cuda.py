@@ -1,8 +1,11 @@
 """The CUDA executor: several batches in flight on a copy stream and a compute stream.
 
-Frames go up through reused pinned buffers on the copy stream; the compute stream waits for that
-copy, runs the model, and the copy stream brings back only the uint8 masks (never float logits
-unless asked for). The one host synchronisation is when a finished batch is handed out.
+Frames go up at their own size through reused pinned buffers on the copy stream; the compute
+stream waits for that copy, resizes them to the test scale (bit-exact with OpenCV, so the host does
+no resizing), runs the model and draws the sinks' views (:mod:`streamseg.render`); the copy stream
+brings back the uint8 masks, the drawn pictures and the "all finite" flags (never float logits
+unless asked for). Nothing on the launch path waits for the device: the one host synchronisation
+is when a finished batch is handed out, and the flags are read only then.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from torch import Tensor
 
 from streamseg.engine.executor import AsyncExecutor, checked_images, frames_of, size_groups
 from streamseg.engine.results import EngineStats, GroupResult, assemble, check_finite
-from streamseg.engine.preprocess import Geometry, resize_on_host
+from streamseg.engine.preprocess import Geometry
 from streamseg.engine.torch_model import TorchModel
+from streamseg.draw import View
+from streamseg.render import Renderer
 from streamseg.types import Batch, Frame, Prediction
 
 __all__ = ["CudaExecutor"]
@@ -30,8 +35,7 @@ class _Pending:
 
     frames: tuple[Frame, ...]
     results: list[GroupResult]
-    flags: list[Tensor]  # per group: "logits are finite", on the device
-    keep_alive: list[Tensor]  # device masks the copy stream still reads
+    flags: list[Tensor]  # per group: "logits are finite", copied to the host with the masks
     done: Any  # torch.cuda.Event
     started: float
 
@@ -50,23 +54,25 @@ class CudaExecutor(AsyncExecutor[_Pending]):
         self._compute_stream = torch.cuda.Stream(device)
         self._staging: dict[tuple[int, ...], list[Tensor]] = {}
         self._in_copy: list[tuple[Any, tuple[int, ...], Tensor]] = []
+        self.views: tuple[View, ...] = ()  # what the sinks want drawn (Segmenter.draw_views)
+        self.renderer: Renderer | None = None
 
     def submit(self, batch: Batch, *, confidence: bool = False, logits: bool = False) -> None:
         frames = frames_of(batch)
         images = checked_images(frames)
         self._make_room()
         started = time.perf_counter()
-        info, results, flags, device_masks = self.model.info, [], [], []
+        info, results, flags = self.model.info, [], []
         for (h, w), positions in size_groups(images).items():
             geo = Geometry.for_frame(h, w, info.test_scale, divisor=1 if info.slide else 32)
-            group = self._to_device(resize_on_host([images[p] for p in positions], geo))
+            group = self._to_device([images[p] for p in positions])
             with torch.cuda.stream(self._compute_stream):
                 mask, conf, raw, finite = self.model.run(group, geo, [frames[p].source_id for p in positions], confidence, logits)
-            results.append(GroupResult(positions, mask, conf, raw))
-            flags.append(finite)
-            device_masks.append(mask)
-        done = self._to_host_async(results)
-        self._in_flight.add(_Pending(frames, results, flags, device_masks, done, started))
+                drawn = self.renderer.render(group, mask, self.views) if self.renderer is not None else {}
+            results.append(GroupResult(positions, mask, conf, raw, drawn))
+            flags.append(finite.reshape(1))
+        done = self._to_host_async(results, flags)
+        self._in_flight.add(_Pending(frames, results, flags, done, started))
 
     def _to_device(self, images: list[Any]) -> Tensor:
         """``(B, H, W, 3)`` uint8 on the GPU; host frames go through reused pinned buffers on the copy stream."""
@@ -96,18 +102,21 @@ class CudaExecutor(AsyncExecutor[_Pending]):
                 keep.append((ready, shape, host))
         self._in_copy = keep
 
-    def _to_host_async(self, results: list[GroupResult]) -> Any:
-        """Queue device->host copies of each group's outputs on the copy stream; the results then hold host tensors."""
+    def _to_host_async(self, results: list[GroupResult], flags: list[Tensor]) -> Any:
+        """Queue device->host copies of each group's outputs and finite flags on the copy stream, after the
+        compute stream's work; the results and ``flags`` then hold host tensors, valid once ``done``."""
         computed = torch.cuda.Event()
         computed.record(self._compute_stream)
         self._copy_stream.wait_event(computed)
         with torch.cuda.stream(self._copy_stream):
+            flags[:] = [self._pinned_copy(flag) for flag in flags]
             for group in results:
                 group.mask = self._pinned_copy(group.mask)
+                group.rendered = {view: self._pinned_copy(pictures) for view, pictures in group.rendered.items()}
                 if group.confidence is not None:
                     group.confidence = self._pinned_copy(group.confidence)
                 if group.logits is not None:
-                    group.logits = group.logits.to("cpu", non_blocking=True)
+                    group.logits = self._pinned_copy(group.logits)
         done = torch.cuda.Event()
         done.record(self._copy_stream)
         return done

@@ -38,6 +38,7 @@ class BasesPolicy:
         self.seed = seed
         self.warm_steps = warm_steps
         self._fixed: Tensor | None = None
+        self._fixed_on: dict[torch.device, Tensor] = {}  # a copy per device, made once: no upload per batch
         self._last: dict[str, Tensor] = {}
 
     def fixed_bases(self) -> Tensor:
@@ -47,19 +48,25 @@ class BasesPolicy:
             self._fixed = F.normalize(torch.rand((1, self.channels, self.rank), generator=g), dim=1)[0]
         return self._fixed
 
+    def _fixed_on_device(self, device: torch.device) -> Tensor:
+        # a copy from pageable host memory per batch would synchronise a CUDA stream every time
+        if device not in self._fixed_on:
+            self._fixed_on[device] = self.fixed_bases().to(device)
+        return self._fixed_on[device]
+
     def initial(self, stream_ids: Sequence[str], device: torch.device) -> tuple[Tensor, int | None]:
         """Bases ``(B, D, R)`` on ``device`` for frames of these streams, and the NMF step count (None = default)."""
         if self.policy == "reference":
             return reference_bases(len(stream_ids), self.channels, self.rank, device=device), None
-        fixed = self.fixed_bases()
+        fixed = self._fixed_on_device(torch.device(device))
         if self.policy == "fixed":
-            return fixed.to(device).expand(len(stream_ids), -1, -1), None
+            return fixed.expand(len(stream_ids), -1, -1), None
         rows = []
         warm = True
         for sid in stream_ids:
             last = self._last.get(sid)
             warm = warm and last is not None
-            rows.append(last.to(device) if last is not None else fixed.to(device))
+            rows.append(last.to(device) if last is not None else fixed)
         return torch.stack(rows), (self.warm_steps if warm else None)
 
     def update(self, stream_ids: Sequence[str], converged: Tensor) -> None:

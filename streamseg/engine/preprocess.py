@@ -1,8 +1,8 @@
 """mmseg 1.x's test-time pre- and post-processing, batched on the device; every resize lives here.
 
-Pre: keep-ratio resize to the test scale (bilinear on uint8: OpenCV for frames in host memory,
-exactly as mmseg, :func:`resize_on_host`; frames already on a GPU are resized in float and rounded,
-within one grey level of OpenCV, :func:`preprocess`), RGB mean/std normalisation, zero padding
+Pre: keep-ratio resize to the test scale (bilinear on uint8 exactly as mmseg: OpenCV for frames in
+host memory, :func:`resize_on_host`; on a GPU the same fixed-point arithmetic in torch, bit for bit,
+:func:`resize_uint8`), RGB mean/std normalisation, zero padding
 bottom/right to a multiple of 32. Post: logits -> padded size -> crop -> frame size (bilinear,
 align_corners=False) -> argmax (:func:`masks_from_logits`). Classes are processed in chunks so a
 150-class 4K frame never materialises gigabytes of logits. :func:`slide_logits` is mmseg's slide
@@ -11,6 +11,7 @@ mode: overlapping windows, logits averaged where they overlap.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -25,6 +26,7 @@ __all__ = [
     "padded_size",
     "Geometry",
     "resize_on_host",
+    "resize_uint8",
     "preprocess",
     "postprocess",
     "masks_from_logits",
@@ -63,7 +65,7 @@ def resize_on_host(images: list[Any], geo: Geometry) -> list[Any]:
 
     OpenCV's fixed-point result differs from a rounded float resize by one grey level on ~10 % of
     pixels, which moved 0.5 % of fp32 mask pixels against mmseg; resizing the same way makes the
-    fp32 masks identical. Frames already on a GPU stay there and are resized by :func:`preprocess`.
+    fp32 masks identical. Frames on a GPU are resized there, bit for bit the same (:func:`resize_uint8`).
     """
     import cv2
 
@@ -73,16 +75,68 @@ def resize_on_host(images: list[Any], geo: Geometry) -> list[Any]:
     return [cv2.resize(np.asarray(i), size, interpolation=cv2.INTER_LINEAR) for i in images]
 
 
+# OpenCV's fixed-point bilinear: weights in 1/2048 (INTER_RESIZE_COEF_BITS = 11).
+_COEF_SCALE = 2048
+
+
+def _linear_taps(src: int, dst: int, *, clamp_weights: bool) -> tuple[np.ndarray, ...]:
+    """Source indices and fixed-point weights of each output position, computed as OpenCV does.
+
+    Positions are float32 ``(d + 0.5) * scale - 0.5``; weights are rounded to 1/2048. Columns past
+    the edge take the edge pixel at full weight; rows keep their fractional weights and only clamp
+    the row index (OpenCV's two passes differ there, which is what makes upscales differ otherwise).
+    """
+    scale = 1.0 / (np.float64(dst) / np.float64(src))
+    pos = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
+    first = np.floor(pos).astype(np.int64)
+    frac = (pos - first.astype(np.float32)).astype(np.float32)
+    if clamp_weights:
+        frac[first < 0], first[first < 0] = 0, 0
+        edge = first >= src - 1
+        frac[edge], first[edge] = 0, src - 1
+    w0 = np.rint((np.float32(1) - frac) * np.float32(_COEF_SCALE)).astype(np.int32)
+    w1 = np.rint(frac * np.float32(_COEF_SCALE)).astype(np.int32)
+    return np.clip(first, 0, src - 1), np.clip(first + 1, 0, src - 1), w0, w1
+
+
+@functools.lru_cache(maxsize=64)
+def _taps_on(src: int, dst: int, clamp_weights: bool, device: torch.device) -> tuple[Tensor, ...]:
+    # made once per size and device: an upload per batch would synchronise a CUDA stream
+    return tuple(torch.from_numpy(a).to(device) for a in _linear_taps(src, dst, clamp_weights=clamp_weights))
+
+
+def resize_uint8(images: Tensor, size: tuple[int, int]) -> Tensor:
+    """``(B, H, W, C)`` uint8 -> ``(B, h, w, C)`` uint8, bit-exact with ``cv2.resize(..., INTER_LINEAR)``.
+
+    OpenCV's 8-bit path: a horizontal pass in integers (weights x 2048), then a vertical one that
+    rounds as ``((w0*(s0>>4))>>16 + (w1*(s1>>4))>>16 + 2) >> 2``. Integer arithmetic, so every
+    device gives the same grey levels, and mmseg's masks stay exact where frames live on a GPU.
+    """
+    _, src_h, src_w, _ = images.shape
+    h, w = size
+    if (h, w) == (src_h, src_w):
+        return images
+    y0, y1, v0, v1 = _taps_on(src_h, h, False, images.device)
+    x0, x1, u0, u1 = _taps_on(src_w, w, True, images.device)
+    u0, u1 = u0.view(1, 1, -1, 1), u1.view(1, 1, -1, 1)
+
+    def across(rows: Tensor) -> Tensor:
+        rows = rows.to(torch.int32)
+        return (rows[:, :, x0] * u0 + rows[:, :, x1] * u1) >> 4
+
+    out = ((v0.view(1, -1, 1, 1) * across(images[:, y0])) >> 16) + ((v1.view(1, -1, 1, 1) * across(images[:, y1])) >> 16)
+    return ((out + 2) >> 2).clamp_(0, 255).to(torch.uint8)
+
+
 def preprocess(images: Tensor, geometry: Geometry, mean: Tensor, std: Tensor) -> Tensor:
     """``(B, H, W, 3)`` uint8 RGB on the device -> normalised, padded ``(B, 3, Hp, Wp)`` float32, channels_last.
 
-    Images at the frame size are resized here (float bilinear, rounded); images already at the
-    resized size (the engine resizes host frames with OpenCV, as mmseg does) go straight on.
+    Images at the frame size are resized here (:func:`resize_uint8`, OpenCV's own result); images
+    already at the resized size (CPU engines resize host frames with OpenCV) go straight on.
     """
+    if tuple(images.shape[1:3]) != geometry.resized:
+        images = resize_uint8(images, geometry.resized)
     x = images.permute(0, 3, 1, 2).float()  # NHWC storage == NCHW channels_last view
-    if tuple(x.shape[2:]) != geometry.resized:
-        x = F.interpolate(x, size=geometry.resized, mode="bilinear", align_corners=False)
-        x = x.round_().clamp_(0, 255)  # mmseg resizes uint8 images: whole grey levels
     x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
     ph, pw = geometry.padded[0] - geometry.resized[0], geometry.padded[1] - geometry.resized[1]
     if ph or pw:

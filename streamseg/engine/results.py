@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ class GroupResult:
     mask: Tensor  # (n, H, W) uint8, or int16 holding uint16 ids
     confidence: Tensor | None = None
     logits: Tensor | None = None
+    rendered: dict[Any, Tensor] = field(default_factory=dict)  # View -> (n, ...) pictures drawn on the device
 
 
 def check_finite(flags: list[Tensor]) -> None:
@@ -61,6 +62,7 @@ def assemble(
             masks = masks.view(np.uint16)
         confs = group.confidence.numpy() if group.confidence is not None else None
         raws = group.logits.numpy() if group.logits is not None else None
+        rendered = {view: pictures.numpy() for view, pictures in group.rendered.items()}
         for j, pos in enumerate(group.positions):
             out[pos] = Prediction(
                 frame=frames[pos],
@@ -68,5 +70,6 @@ def assemble(
                 confidence=confs[j] if confs is not None else None,
                 logits=raws[j] if raws is not None else None,
                 timings={"engine": elapsed, "batch_size": float(len(frames))},
+                rendered={view: pictures[j] for view, pictures in rendered.items()},
             )
     return out  # type: ignore[return-value]

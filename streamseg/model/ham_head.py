@@ -26,6 +26,8 @@ def reference_bases(batch: int, channels: int, rank: int, *, device: torch.devic
     (a CUDA draw is a different random stream and gives other masks).
     """
     bases = F.normalize(torch.rand((batch, channels, rank)), dim=1)
+    if torch.device(device).type == "cuda":  # from pinned memory: a pageable copy would synchronise the stream
+        return bases.pin_memory().to(device, non_blocking=True)
     return bases.to(device)
 
 

@@ -198,6 +198,7 @@ class EngineWorker:
             self.stats.engine = {"backend": seg.config.backend, "precision": seg.precision, "device": str(seg.device)}
             self._before = (seg.stats.frames, seg.stats.busy_s)  # a segmenter passed in may have run before
             self.info = seg.info
+            seg.draw_views([v for sink in self.sinks if (v := getattr(sink.sink, "view", None)) is not None])
             context = SinkContext(classes=tuple(seg.classes), palette=np.asarray(seg.palette, np.uint8), run=self.view)
             for sink in self.sinks:
                 sink.context = context

@@ -12,12 +12,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
 from streamseg.errors import SinkError
 from streamseg.types import Prediction
+
+if TYPE_CHECKING:
+    from streamseg.draw import View  # draw loads OpenCV: only sinks that draw pay for it
 
 __all__ = ["BaseSink", "RunView", "Sink", "SinkContext", "ensure_writable_dir"]
 
@@ -57,6 +60,8 @@ class Sink(Protocol):
 
     ``close()`` must leave outputs valid (a playable video, complete PNGs) even
     after an error or an interrupt, and must be safe to call after a failed ``open``.
+    Optionally a sink names a ``view`` (:class:`streamseg.draw.View`): a GPU engine then draws
+    it on the device and hands it over in ``Prediction.rendered`` (:class:`BaseSink`: None).
     """
 
     name: str
@@ -82,6 +87,7 @@ class BaseSink:
     kind = "sink"
     live = False
     stop_requested: threading.Event | None = None
+    view: View | None = None  # what a GPU engine may draw for this sink (Prediction.rendered)
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -7,7 +7,9 @@ conversion (:func:`encoder_frame`).
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 from collections import deque
 from fractions import Fraction
 from statistics import median_low
@@ -17,10 +19,14 @@ import av
 import cv2
 import numpy as np
 
+from streamseg.draw import VIEW_FORMATS, View
 from streamseg.errors import ConfigError
-from streamseg.types import Frame
+from streamseg.types import Frame, Prediction
 
-__all__ = ["Timeline", "add_video_stream", "chroma_alignment", "encoder_frame", "fit_frame", "parse_fps"]
+__all__ = [
+    "Timeline", "add_video_stream", "chroma_alignment", "encoder_frame", "fit_frame", "parse_fps", "picture_size",
+    "rendered_frame", "sink_view",
+]  # fmt: skip
 
 log = logging.getLogger("streamseg.sinks")
 
@@ -54,12 +60,56 @@ def fit_frame(image: np.ndarray, size: tuple[int, int], align: tuple[int, int]) 
     return image
 
 
+_X26X = {"libx264", "libx265", "libx264rgb"}
+
+
+@functools.lru_cache(maxsize=1)
+def nvenc_available() -> bool:
+    """True when this FFmpeg has ``h264_nvenc`` and a GPU with a video encoder opens a session for it.
+
+    Asked once per process (~2 ms where there is none). H100/H200 have no encoder; L4/L40S do.
+    """
+    try:
+        ctx = av.CodecContext.create("h264_nvenc", "w")
+        ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = 256, 256, "yuv420p", Fraction(1, 30)
+        ctx.open()
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        log.debug("h264_nvenc unavailable: %s", exc)
+        return False
+    return True
+
+
+def encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    """Quality and speed options in each encoder's own terms: x264's ``crf``/``preset``, NVENC's ``cq``/``p1..p7``."""
+    if codec in _X26X:
+        return {"crf": str(crf), "preset": preset}
+    if codec.endswith("_nvenc"):
+        return {"rc": "vbr", "cq": str(crf), "preset": preset if preset[:1] == "p" and preset[1:].isdigit() else "p4"}
+    return {}
+
+
+def encoder_threads(threads: int | str, *, what: str) -> int:
+    """An encoder's frame-thread count: ``auto`` is one per core plus one, so a frame is always being
+    prepared while the others encode (2 cores, 720p: 109 fps against 99 for x264's own choice of
+    threads, same CPU time); an integer is taken as is."""
+    if threads == "auto":
+        return (os.cpu_count() or 1) + 1
+    try:
+        count = int(threads)
+    except (TypeError, ValueError):
+        count = 0
+    if count < 1:
+        raise ConfigError(f"{what}: threads must be 'auto' or an integer >= 1, got {threads!r}")
+    return count
+
+
 def add_video_stream(
     container: Any, codec: str, size: tuple[int, int], *, pix_fmt: str, fps: Fraction, time_base: Fraction,
-    gop: int, options: dict[str, str],
+    gop: int, options: dict[str, str], threads: int = 0,
 ) -> Any:  # fmt: skip
     """An encoder stream for pictures of ``size`` (w, h), padded to the chroma alignment, without B-frames
-    (their reorder delay is what breaks MP4 timestamps; see :mod:`streamseg.sinks.video`)."""
+    (their reorder delay is what breaks MP4 timestamps; see :mod:`streamseg.sinks.video`); ``threads``
+    frame threads (0: the encoder's own choice)."""
     align = chroma_alignment(pix_fmt)
     w, h = size
     stream = container.add_stream(codec, rate=fps)
@@ -68,6 +118,9 @@ def add_video_stream(
     stream.codec_context.time_base = time_base
     stream.codec_context.gop_size = gop
     stream.codec_context.max_b_frames = 0
+    if threads:
+        stream.codec_context.thread_type = "FRAME"
+        stream.codec_context.thread_count = threads
     if options:
         stream.options = options
     return stream
@@ -76,14 +129,43 @@ def add_video_stream(
 def encoder_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
     """An RGB uint8 image as a frame for an encoder that wants ``pix_fmt``.
 
-    4:2:0 goes through OpenCV's BT.601 limited-range conversion: FFmpeg's (swscale) colours,
-    luma within one level and chroma averaged over 2x2, in a quarter of its time (720p: 0.7 ms
-    against 3.0 ms, once per frame in every video sink). Anything else is left to FFmpeg.
+    4:2:0 goes through OpenCV's BT.601 limited-range conversion: FFmpeg's (swscale) colours, luma
+    within one level, chroma taken from each 2x2 block's top-left pixel, in a quarter of its time
+    (720p: 0.7 ms against 3.0 ms, once per frame in every video sink). Anything else is left to
+    FFmpeg. :func:`streamseg.render.rgb_to_i420` is the same conversion on the engine's device.
     """
     h, w = image.shape[:2]
     if pix_fmt == "yuv420p" and h % 2 == 0 and w % 2 == 0:
         return av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
     return av.VideoFrame.from_ndarray(image, format="rgb24")
+
+
+def sink_view(mode: str, alpha: float, legend: bool, pix_fmt: str) -> View | None:
+    """What an encoding sink asks an engine to render on its device; None (draw on the host) with a legend
+    or a pixel format the renderer does not make."""
+    return None if legend or pix_fmt not in VIEW_FORMATS else View(mode, alpha, pix_fmt)
+
+
+def picture_size(frame: Frame, mode: str) -> tuple[int, int]:
+    """(w, h) of what a sink draws for ``frame`` in ``mode``: side by side is twice as wide."""
+    h, w = frame.image.shape[:2]
+    return (2 * w if mode == "side_by_side" else w, h)
+
+
+def rendered_frame(
+    prediction: Prediction, view: View | None, size: tuple[int, int], pix_fmt: str, align: tuple[int, int]
+) -> av.VideoFrame | None:
+    """The engine's rendering of ``view`` as the encoder's frame, when it made one of ``size`` (w, h); else None
+    and the sink draws on the host (:func:`encoder_frame` of :func:`fit_frame`: equal within one grey level)."""
+    planes = prediction.rendered.get(view) if view is not None else None
+    if planes is None or planes.shape != _planes_shape(size, pix_fmt, align):
+        return None
+    return av.VideoFrame.from_ndarray(planes, format=pix_fmt)
+
+
+def _planes_shape(size: tuple[int, int], pix_fmt: str, align: tuple[int, int]) -> tuple[int, ...]:
+    w, h = size[0] + (-size[0]) % align[0], size[1] + (-size[1]) % align[1]
+    return (h * 3 // 2, w) if pix_fmt == "yuv420p" else (h, w, 3)
 
 
 class Timeline:

@@ -26,13 +26,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import av
-import numpy as np
 
 from streamseg.backoff import Backoff
 from streamseg import draw
 from streamseg.errors import ConfigError, SinkError
 from streamseg.sinks.base import BaseSink, SinkContext
-from streamseg.sinks.encode import Timeline, add_video_stream, chroma_alignment, encoder_frame, fit_frame, parse_fps
+from streamseg.sinks.encode import (
+    Timeline, add_video_stream, chroma_alignment, encoder_frame, fit_frame, parse_fps, picture_size, rendered_frame,
+    sink_view,
+)  # fmt: skip
 from streamseg.sinks.routing import Routes
 from streamseg.types import Prediction
 
@@ -111,6 +113,7 @@ class RtspSink(BaseSink):
             raise ConfigError(f"rtsp sink: timeout must be > 0 seconds, got {timeout}")
         self._routes: Routes[_Publisher] = Routes(url, "url")
         self._align = chroma_alignment(_PIX_FMT)
+        self.view = sink_view(self.mode, self.alpha, self.legend, _PIX_FMT)
 
     @property
     def outputs(self) -> dict[str, str]:
@@ -184,14 +187,12 @@ class RtspSink(BaseSink):
         if pub.container is None and pub.backoff.wait() > 0:
             self.dropped += 1
             return False
-        image = draw.render(frame.image, prediction.mask, self.context.palette, mode=self.mode, alpha=self.alpha,
-                       classes=self.context.classes, legend=self.legend)  # fmt: skip
         if pub.size is None:
-            pub.size = (image.shape[1], image.shape[0])
+            pub.size = picture_size(frame, self.mode)
         try:
             if pub.container is None:
                 self._connect(pub, prediction)
-            sent = self._send(pub, fit_frame(image, pub.size, self._align), prediction)
+            sent = self._send(pub, prediction)
         except _CONNECTION_ERRORS as exc:
             self.dropped += 1
             self._failed(pub, exc)
@@ -205,11 +206,15 @@ class RtspSink(BaseSink):
             pub.backoff.reset()
         return True
 
-    def _send(self, pub: _Publisher, image: np.ndarray, prediction: Prediction) -> int:
+    def _send(self, pub: _Publisher, prediction: Prediction) -> int:
         """Encode and mux one frame; returns how many packets went out (the first one connects)."""
-        assert pub.timeline is not None
+        assert pub.timeline is not None and pub.size is not None and self.context is not None
         sent = 0
-        vf = encoder_frame(image, _PIX_FMT)
+        vf = rendered_frame(prediction, self.view, pub.size, _PIX_FMT, self._align)
+        if vf is None:
+            image = draw.render(prediction.frame.image, prediction.mask, self.context.palette, mode=self.mode,
+                                alpha=self.alpha, classes=self.context.classes, legend=self.legend)  # fmt: skip
+            vf = encoder_frame(fit_frame(image, pub.size, self._align), _PIX_FMT)
         vf.pts = pub.timeline.pts(prediction.frame)
         vf.time_base = pub.timeline.time_base
         for packet in pub.stream.encode(vf):

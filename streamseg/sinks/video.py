@@ -34,6 +34,12 @@ Choices, each measured with PyAV 18 / FFmpeg 8 (see ``tests/sinks/test_video.py`
 * **Several sources** each get their own file: ``out.mp4`` becomes
   ``out.<source_id>.mp4`` (see :mod:`streamseg.sinks`).
 
+* **The encoder**: ``codec="auto"`` is ``h264_nvenc`` where the GPU has a video encoder (L4, L40S;
+  not H100/H200) and the PyAV wheel offers it, else ``libx264``; ``threads`` frame threads
+  (``auto``: one per core plus one). ``preset`` and ``crf`` are passed in each encoder's terms.
+* **Pictures drawn by a GPU engine** (``Prediction.rendered`` for this sink's ``view``) are
+  encoded as they are; the sink draws on the host only when there are none (CPU engines, a legend).
+
 * **Disk full** (or a file-size limit): the failing write is a SinkError that
   says so, and a fragmented MP4 is cut back to its last complete fragment, so the
   file still plays every frame written up to about a second before the failure.
@@ -52,12 +58,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import av
-import numpy as np
 
 from streamseg import draw
 from streamseg.errors import ConfigError, SinkError
 from streamseg.sinks.base import BaseSink, SinkContext, ensure_writable_dir
-from streamseg.sinks.encode import Timeline, add_video_stream, chroma_alignment, encoder_frame, fit_frame, parse_fps
+from streamseg.sinks.encode import (
+    Timeline, add_video_stream, chroma_alignment, encoder_options, encoder_threads, nvenc_available, parse_fps,
+    encoder_frame, fit_frame, picture_size, rendered_frame, sink_view,
+)  # fmt: skip
 from streamseg.sinks.routing import Routes
 from streamseg.types import Prediction
 
@@ -72,7 +80,6 @@ FRAGMENTED_MP4_OPTIONS = {
     "flush_packets": "1",
 }
 _MP4_FORMATS = {"mp4", "mov", "ipod", "ismv", "3gp", "3g2", "psp"}
-_X26X = {"libx264", "libx265", "libx264rgb"}
 
 
 class _Output:
@@ -102,9 +109,10 @@ class VideoSink(BaseSink):
         mode: str = "overlay",
         alpha: float = 0.5,
         legend: bool = False,
-        codec: str = "libx264",
+        codec: str = "auto",
         crf: int = 23,
         preset: str = "veryfast",
+        threads: int | str = "auto",
         pix_fmt: str = "yuv420p",
         fps: float = 30,
         fragmented: bool = True,
@@ -120,6 +128,7 @@ class VideoSink(BaseSink):
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{self.name}: crf must be an integer (0..51), got {crf!r}") from exc
         self.preset = preset
+        self.threads = encoder_threads(threads, what=self.name)
         self.pix_fmt = pix_fmt
         self.fragmented = bool(fragmented)
         self._routes: Routes[_Output] = Routes(self.target, "file")
@@ -127,6 +136,7 @@ class VideoSink(BaseSink):
             self._align = chroma_alignment(pix_fmt)
         except ValueError as exc:
             raise ConfigError(f"{self.name}: unknown pix_fmt {pix_fmt!r}; yuv420p plays everywhere") from exc
+        self.view = sink_view(self.mode, self.alpha, self.legend, pix_fmt)
 
     @property
     def path(self) -> Path:
@@ -140,6 +150,9 @@ class VideoSink(BaseSink):
     # -- open ------------------------------------------------------------------
 
     def _open(self, context: SinkContext) -> None:
+        if self.codec == "auto":
+            self.codec = "h264_nvenc" if nvenc_available() and self.pix_fmt == "yuv420p" else "libx264"
+            log.info("%s: encoding with %s", self.name, self.codec)
         try:
             av.codec.Codec(self.codec, "w")
         except (ValueError, av.FFmpegError) as exc:
@@ -174,7 +187,7 @@ class VideoSink(BaseSink):
 
     # -- write -----------------------------------------------------------------
 
-    def _start(self, out: _Output, prediction: Prediction, image: np.ndarray) -> None:
+    def _start(self, out: _Output, prediction: Prediction, size: tuple[int, int]) -> None:
         """Create the container and encoder for a source's first frame (its size is known only now)."""
         fmt = _guess_format(out.path)
         out.fragmented_mp4 = self.fragmented and fmt in _MP4_FORMATS
@@ -188,14 +201,13 @@ class VideoSink(BaseSink):
             ) from exc
         timeline = Timeline(self.fps)
         time_base = timeline.start(prediction.frame)
-        h, w = image.shape[:2]
-        out.size = (w, h)
-        options = {"crf": str(self.crf), "preset": self.preset} if self.codec in _X26X else {}
+        out.size = (w, h) = size
+        options = encoder_options(self.codec, self.crf, self.preset)
         try:
             container = av.open(out.file, "w", format=fmt, options=container_options)
             stream = add_video_stream(
                 container, self.codec, (w, h), pix_fmt=self.pix_fmt, fps=self.fps, time_base=time_base,
-                gop=max(1, round(2 * self.fps)), options=options,
+                gop=max(1, round(2 * self.fps)), options=options, threads=self.threads,
             )  # fmt: skip
         except (av.FFmpegError, ValueError) as exc:
             out.file.close()
@@ -210,24 +222,21 @@ class VideoSink(BaseSink):
         assert self.context is not None
         frame = prediction.frame
         out = self._routes.outputs.get(frame.source_id) or self._new_output(frame.source_id)
-        image = draw.render(frame.image, prediction.mask, self.context.palette, mode=self.mode, alpha=self.alpha,
-                       classes=self.context.classes, legend=self.legend)  # fmt: skip
+        size = picture_size(frame, self.mode)
         if out.container is None:
-            self._start(out, prediction, image)
-        elif (image.shape[1], image.shape[0]) != out.size and not out.resized_warned:
+            self._start(out, prediction, size)
+        elif size != out.size and not out.resized_warned:
             out.resized_warned = True
-            log.warning(
-                "%s: source %r changed size from %dx%d to %dx%d; rescaling to the first size",
-                self.name,
-                frame.source_id,
-                *out.size,
-                image.shape[1],
-                image.shape[0],
-            )
+            log.warning("%s: source %r changed size from %dx%d to %dx%d; rescaling to the first size", self.name,
+                        frame.source_id, *out.size, *size)  # fmt: skip
         assert out.timeline is not None
         if out.full:
             raise SinkError(f"{self.name}: {out.path} cannot grow (the disk was full); free space and run again")
-        vf = encoder_frame(fit_frame(image, out.size, self._align), self.pix_fmt)
+        vf = rendered_frame(prediction, self.view, out.size, self.pix_fmt, self._align)
+        if vf is None:
+            image = draw.render(frame.image, prediction.mask, self.context.palette, mode=self.mode, alpha=self.alpha,
+                                classes=self.context.classes, legend=self.legend)  # fmt: skip
+            vf = encoder_frame(fit_frame(image, out.size, self._align), self.pix_fmt)
         vf.pts = out.timeline.pts(frame)
         vf.time_base = out.timeline.time_base
         try:

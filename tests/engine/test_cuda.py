@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
+from streamseg import draw
 from streamseg.engine import Segmenter
+from streamseg.sinks.encode import fit_frame
 from streamseg.types import Batch, Frame
 
 pytestmark = [
@@ -62,3 +65,47 @@ def test_tensor_input_already_on_device(parity_model):
     seg = Segmenter(None, model=parity_model, precision="fp32", device="cuda")
     frame = _frames(1)[0]
     np.testing.assert_array_equal(seg(torch.from_numpy(frame).cuda()), seg(frame))
+
+
+def _batch(frames, start=0):
+    return Batch(tuple(Frame(image=f, index=start + j) for j, f in enumerate(frames)))
+
+
+@pytest.mark.parametrize("nmf_init", ["fixed", "warm", "reference"])
+def test_launch_path_never_waits_for_the_device(parity_model, nmf_init):
+    """submit() with batches in flight: any hidden synchronisation (a pageable upload, a .item()) raises."""
+    seg = Segmenter(None, model=parity_model, precision="fp16", device="cuda", in_flight=2, nmf_init=nmf_init)
+    seg.draw_views([draw.View()])
+    frames = _frames(6, h=90, w=160)
+    seg.predict(_batch(frames[:2]))  # first shapes, allocator and pinned pools warmed
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        seg.submit(_batch(frames[2:4], 2))
+        seg.submit(_batch(frames[4:6], 4))
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    out = [p for done in seg.flush() for p in done]
+    assert [p.frame.index for p in out] == [2, 3, 4, 5]
+
+
+def test_device_resize_keeps_fp32_masks_equal_to_the_cpu_engine(parity_model):
+    """Frames go up at full size and are resized on the GPU bit-exactly as OpenCV does on the host."""
+    torch.backends.cudnn.allow_tf32 = False
+    frames = _frames(2, h=200, w=360)  # resized to the test scale on the device
+    cpu = Segmenter(None, model=parity_model, precision="fp32", device="cpu", backend="torch").segment(frames)
+    gpu = Segmenter(None, model=parity_model, precision="fp32", device="cuda").segment(frames)
+    for a, b in zip(cpu, gpu):
+        assert (a.mask == b.mask).mean() > 0.999
+
+
+def test_views_drawn_on_the_device_match_the_host_drawing(parity_model):
+    seg = Segmenter(None, model=parity_model, precision="fp16", device="cuda")
+    views = [draw.View(), draw.View("side_by_side", 0.5, "rgb24")]
+    assert seg.draw_views(views)
+    frame = _frames(1, h=91, w=161)[0]  # odd sides: the I420 planes are padded like the host path
+    (pred,) = seg.predict(_batch([frame]))
+    host = draw.render(frame, pred.mask, seg.palette)
+    want = cv2.cvtColor(fit_frame(host, (161, 91), (2, 2)), cv2.COLOR_RGB2YUV_I420)
+    assert np.abs(pred.rendered[views[0]].astype(int) - want.astype(int)).max() <= 1
+    np.testing.assert_array_equal(pred.rendered[views[1]], draw.side_by_side(frame, pred.mask, seg.palette))

@@ -56,3 +56,12 @@ def test_warm_starts_from_each_streams_last_bases_with_fewer_steps():
 def test_unknown_policy_is_a_config_error():
     with pytest.raises(ConfigError, match="nmf_init must be one of"):
         BasesPolicy("random", channels=8, rank=2)
+
+
+def test_fixed_bases_go_to_a_device_once():
+    """A copy per batch from host memory would synchronise a CUDA stream: the device copy is made once."""
+    policy = BasesPolicy("fixed", channels=8, rank=2)
+    meta = torch.device("meta")
+    first, _ = policy.initial(["a"], meta)
+    second, _ = policy.initial(["a", "b"], meta)
+    assert first.device == meta and first._base is second._base is not None

@@ -15,6 +15,7 @@ from streamseg.engine.preprocess import (
     preprocess,
     rescale_size,
     resize_on_host,
+    resize_uint8,
     slide_logits,
 )
 
@@ -89,3 +90,25 @@ def test_one_window_slide_is_the_plain_forward():
     torch.testing.assert_close(out, expected)
     tiled = slide_logits(x, crop=48, stride=32, num_classes=2, forward=forward)
     assert tiled.shape == (1, 2, 64, 96) and torch.isfinite(tiled).all()
+
+
+def test_device_resize_is_opencvs_bit_for_bit():
+    """The torch resize a GPU engine uses gives OpenCV's fixed-point result on uint8 (down, up, 2x, 1-pixel)."""
+    rng = np.random.default_rng(5)
+    sizes = [((720, 1280), (512, 910)), ((1080, 1920), (540, 960)), ((360, 640), (512, 910)), ((7, 5), (13, 11)),
+             ((1, 9), (4, 3)), ((64, 64), (128, 128))]  # fmt: skip
+    sizes += [(tuple(rng.integers(1, 160, 2)), tuple(rng.integers(1, 240, 2))) for _ in range(40)]
+    for (h, w), (th, tw) in sizes:
+        img = rng.integers(0, 256, (int(h), int(w), 3), dtype=np.uint8)
+        want = cv2.resize(img, (int(tw), int(th)), interpolation=cv2.INTER_LINEAR)
+        got = resize_uint8(torch.from_numpy(img)[None], (int(th), int(tw)))[0].numpy()
+        np.testing.assert_array_equal(got, want, err_msg=f"{w}x{h} -> {tw}x{th}")
+
+
+def test_preprocess_of_full_size_frames_equals_the_host_resized_path():
+    img = np.random.default_rng(2).integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    geo = Geometry.for_frame(90, 160, (256, 144))
+    mean, std = torch.tensor([123.675, 116.28, 103.53]), torch.tensor([58.395, 57.12, 57.375])
+    on_device = preprocess(torch.from_numpy(img)[None], geo, mean, std)
+    on_host = preprocess(torch.from_numpy(resize_on_host([img], geo)[0])[None], geo, mean, std)
+    assert torch.equal(on_device, on_host)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 
 import av
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -69,3 +71,18 @@ def test_fit_frame_pads_to_the_chroma_grid_and_rescales_to_the_first_size():
     assert padded.shape == (6, 8, 3) and np.array_equal(padded[:5, :7], img) and np.array_equal(padded[5, :7], img[4])
     assert fit_frame(np.zeros((10, 14, 3), np.uint8), (7, 5), (1, 1)).shape == (5, 7, 3)
     assert parse_fps("29.97") == Fraction(2997, 100)
+
+
+def test_encoder_choice_threads_and_options() -> None:
+    from streamseg.errors import ConfigError
+    from streamseg.sinks.encode import encoder_options, encoder_threads, nvenc_available
+
+    assert encoder_threads("auto", what="video") == (os.cpu_count() or 1) + 1
+    assert encoder_threads(3, what="video") == 3
+    for bad in (0, -1, "many"):
+        with pytest.raises(ConfigError, match="threads"):
+            encoder_threads(bad, what="video")
+    assert encoder_options("libx264", 23, "veryfast") == {"crf": "23", "preset": "veryfast"}
+    assert encoder_options("h264_nvenc", 23, "veryfast") == {"rc": "vbr", "cq": "23", "preset": "p4"}
+    assert encoder_options("h264_nvenc", 30, "p6")["preset"] == "p6"
+    assert isinstance(nvenc_available(), bool)  # no GPU encoder here: False, without raising

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from helpers import make_video
 
-from streamseg.errors import InputError, SinkError
+from streamseg.errors import ConfigError, InputError, SinkError
 from streamseg.sinks import open_sink
 from streamseg.sinks.base import SinkContext
+from streamseg.sinks.encode import nvenc_available
 from streamseg.sinks.video import VideoSink
 
 VFR_PTS = [0, 3000, 9000, 12000, 24000, 27000, 30000, 45000, 48000, 60000, 63000, 66000]
@@ -198,6 +199,30 @@ def test_yuv444_keeps_odd_size(tmp_path: Path, context, make_prediction, probe_v
     assert probe_video(out)["size"] == (65, 49)
 
 
+def test_pictures_drawn_by_the_engine_are_encoded_as_they_are(tmp_path: Path, context, make_prediction, probe_video) -> None:
+    """A GPU engine hands over finished I420 planes for the sink's view: the sink encodes them and draws
+    nothing; a frame without them (or with planes for another size) is drawn on the host."""
+    import cv2
+    from dataclasses import replace
+
+    sink = VideoSink(tmp_path / "engine.mp4", crf=5)
+    assert sink.view is not None and sink.view.pix_fmt == "yuv420p"
+    assert VideoSink(tmp_path / "x.mp4", legend=True).view is None  # the legend is host drawing
+    assert VideoSink(tmp_path / "x.mp4", pix_fmt="yuv444p").view is None
+    magenta = cv2.cvtColor(np.full((50, 66, 3), (255, 0, 255), np.uint8), cv2.COLOR_RGB2YUV_I420)
+    grey = np.full((49, 65, 3), 90, np.uint8)
+    preds = [replace(make_prediction(grey, index=i), rendered={sink.view: magenta}) for i in range(3)]
+    preds.append(make_prediction(grey, index=3))  # nothing rendered: drawn here (overlay of class 0 = darker grey)
+    preds.append(replace(make_prediction(grey, index=4), rendered={sink.view: magenta[:30]}))  # not this size
+    _encode(sink, context, preds)
+    info = probe_video(tmp_path / "engine.mp4")
+    assert info["frames"] == 5 and info["size"] == (66, 50)
+    for img in info["images"][:3]:
+        np.testing.assert_allclose(img[5:45, 5:60].reshape(-1, 3).mean(0), (255, 0, 255), atol=12)
+    for img in info["images"][3:]:
+        np.testing.assert_allclose(img[5:45, 5:60].reshape(-1, 3).mean(0), (45, 45, 45), atol=6)
+
+
 def test_size_change_is_rescaled_to_first_size(tmp_path: Path, context, make_prediction, probe_video) -> None:
     preds = [make_prediction(np.full((48, 64, 3), 50, np.uint8), index=i) for i in range(5)]
     preds += [make_prediction(np.full((72, 96, 3), 200, np.uint8), index=i) for i in range(5, 10)]
@@ -283,3 +308,14 @@ def test_trim_keeps_whole_fragments_of_a_cut_file(tmp_path: Path, context, make_
     assert size == path.stat().st_size < len(data) * cut
     frames = probe_video(path)["frames"]
     assert 0 < frames <= 100 * cut and frames % 25 == 0  # whole one-second fragments
+
+
+def test_auto_codec_is_x264_without_a_gpu_encoder_and_threads_are_frame_threads(
+    tmp_path: Path, context, make_prediction, probe_video
+) -> None:
+    sink = VideoSink(tmp_path / "auto.mp4", threads=2)
+    _encode(sink, context, [make_prediction(np.full((48, 64, 3), 90, np.uint8), index=i) for i in range(4)])
+    assert sink.codec == ("h264_nvenc" if nvenc_available() else "libx264")
+    assert probe_video(tmp_path / "auto.mp4")["frames"] == 4
+    with pytest.raises(ConfigError, match="threads"):
+        VideoSink(tmp_path / "bad.mp4", threads=0)
