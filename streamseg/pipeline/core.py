@@ -3,7 +3,8 @@
 Threads and queues::
 
     source thread (one per source) --[bounded queue per source]--> engine thread
-    engine thread (batcher + Segmenter) --[bounded queue per sink]--> sink thread (one per sink)
+    engine thread (batcher + Segmenter launches) --[bounded queue of finished batches]--> fan-out thread
+    fan-out thread --[bounded queue per sink]--> sink thread (one per sink)
 
 Rules every worker follows (:mod:`.workers`): each blocking call has a timeout and re-checks the
 stop event; each producer puts ``END`` on its queue exactly once (in ``finally``); the thread that
@@ -16,7 +17,9 @@ Shutdown order (normal end, ``stop()``, Ctrl-C or an error):
   1. the stop event is set (or every source reaches its end);
   2. source threads stop reading, close their source, put ``END``;
   3. the engine thread drains what it has (unless stopping on an error), flushes
-     in-flight batches, puts ``END`` on every sink queue, releases the model;
+     in-flight batches and ends the fan-out's queue; the fan-out hands on what it
+     holds and puts ``END`` on every sink queue; the engine thread joins it and
+     releases the model;
   4. sink threads write what reached them, then close (videos are finalised and
      stay playable), then exit;
   5. the caller joins all threads (bounded waits) and gets the stats or the error.
@@ -209,7 +212,8 @@ class Pipeline:
         return any(t.is_alive() for t in self.threads())
 
     def threads(self) -> list[threading.Thread]:
-        return [s.thread for s in self._sources] + [self._engine.thread] + [s.thread for s in self._sinks]
+        engine = [self._engine.thread, self._engine.fanout]
+        return [s.thread for s in self._sources] + engine + [s.thread for s in self._sinks]
 
     def latest_result(self, source_id: str | None = None) -> tuple[Prediction, float] | None:
         """The newest prediction of a source and its age in seconds (capture -> now), for control loops."""

@@ -1,4 +1,4 @@
-"""The pipeline's three kinds of worker thread.
+"""The pipeline's worker threads: one per source, the engine and its fan-out, one per sink.
 
 Each worker owns what it opens: a source worker its source, the engine worker the model, a sink
 worker its sink. The rules are the ones at the top of :mod:`streamseg.pipeline.core`.
@@ -166,7 +166,8 @@ class SinkWorker:
 
 
 class EngineWorker:
-    """The engine thread: builds the model, batches the sources' frames, fans predictions out to the sinks."""
+    """The engine thread builds the model, batches the sources' frames and launches them; its fan-out thread
+    hands finished batches to the sinks, so a sink that lags holds back no launch until ``completed`` fills."""
 
     def __init__(
         self, run: RunState, config: PipelineConfig, lanes: Sequence[SourceWorker], sinks: Sequence[SinkWorker],
@@ -180,7 +181,10 @@ class EngineWorker:
         self.ready = threading.Event()  # set once the model is loaded (or failed to load)
         self.latest: dict[str, Prediction] = {}
         self.lock = threading.Lock()
+        # finished batches waiting for the sinks: room for every batch in flight, twice over
+        self.completed: queue.Queue = queue.Queue(maxsize=2 * max(1, config.engine.in_flight))
         self.thread = threading.Thread(target=self._run, name="streamseg-engine", daemon=True)
+        self.fanout = threading.Thread(target=self._fan_out, name="streamseg-fanout", daemon=True)
 
     def _run(self) -> None:
         from streamseg.engine import Segmenter
@@ -207,6 +211,7 @@ class EngineWorker:
                 while not sink.ready.wait(TICK):
                     if self.run.stop.is_set():
                         return
+            self.fanout.start()
             self._loop(seg)
         except BaseException as exc:  # noqa: BLE001
             self.run.fail("engine", exc)
@@ -214,9 +219,35 @@ class EngineWorker:
             self.ready.set()
             if seg is not None:
                 self._record(seg)
+            if self.fanout.ident is not None:
+                put_until(self.completed, END, lambda: not self.fanout.is_alive())
+                self.fanout.join()
+            else:
+                for sink in self.sinks:
+                    sink.put(END)
+            self.stats.ended = time.monotonic()
+
+    def _fan_out(self) -> None:
+        """The completion stage: each finished batch to every sink, then END to each, exactly once."""
+        try:
+            while (preds := self._next_completed()) is not END:
+                self._emit(preds)
+        except BaseException as exc:  # noqa: BLE001
+            self.run.fail("engine (fan-out)", exc)
+        finally:
             for sink in self.sinks:
                 sink.put(END)
-            self.stats.ended = time.monotonic()
+
+    def _next_completed(self) -> Any:
+        while True:  # the engine thread always ends the queue with END
+            try:
+                return self.completed.get(timeout=TICK)
+            except queue.Empty:
+                continue
+
+    def _hand_on(self, preds: list[Prediction]) -> None:
+        # never drops: waits for the fan-out, unless it has died (its failure stops the run)
+        put_until(self.completed, preds, lambda: not self.fanout.is_alive())
 
     def _loop(self, seg: Any) -> None:
         cfg = self.config
@@ -233,10 +264,10 @@ class EngineWorker:
             if frames:
                 seg.submit(Batch(tuple(frames)))
             for done in seg.poll(wait=False):
-                self._emit(done)
+                self._hand_on(done)
                 self._record(seg)
         for done in seg.flush():
-            self._emit(done)
+            self._hand_on(done)
 
     def _record(self, seg: Any) -> None:
         """The engine stage's counters in the run's stats, after every batch (live views read them)."""

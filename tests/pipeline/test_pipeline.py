@@ -349,3 +349,34 @@ def test_a_stalled_live_source_never_slows_the_others(tiny_segmenter):
         assert kept_rate or engine_busy > 0.75, (sid, len(recent), round(engine_busy, 2))
         assert sorted(recent)[int(0.95 * (len(recent) - 1))] < 0.3, sid  # and its latency
     assert stats["frames_in"] == stats["frames_out"] + sum(stats["dropped"].values())
+
+
+def test_a_held_sink_does_not_stop_the_engine_launching(tmp_path, tiny_segmenter):
+    """The fan-out thread, not the engine, waits for a lossless sink that lags: the engine goes on launching
+    until the finished-batch queue (2 x in_flight) is full, and nothing is lost once the sink moves again."""
+    gate, got = threading.Event(), []
+
+    def held(pred):
+        gate.wait(30)
+        got.append(pred.frame.index)
+
+    video = make_video(tmp_path / "in.mp4", 30, size=(32, 32))
+    cfg = PipelineConfig(sources=[SourceConfig(uri=str(video))], sinks=[], batch_size=1, max_wait_ms=0, progress=False)
+    pipe = Pipeline(cfg, sinks=[CallbackSink(held)], segmenter=tiny_segmenter)
+    pipe._sinks[0].queue.maxsize = 1  # the sink holds one frame in write() and one in its queue
+    before = tiny_segmenter.stats.batches
+    pipe.start()
+    launched, deadline = -1, time.monotonic() + 20
+    while time.monotonic() < deadline:  # until the engine stops launching
+        time.sleep(0.5)
+        now = tiny_segmenter.stats.batches - before
+        if now == launched:
+            break
+        launched = now
+    assert got == []
+    # held: 1 in write, 1 in the sink queue, 1 in the fan-out's hand, 4 queued for it, 1 being handed on
+    in_flight = cfg.engine.in_flight
+    assert launched >= 3 + 2 * in_flight, launched  # a fan-out in the engine thread would stop it at 3
+    gate.set()
+    stats = pipe.join(timeout=60)
+    assert got == list(range(30)) and stats.frames_out == 30
