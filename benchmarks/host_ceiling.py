@@ -56,7 +56,7 @@ class StubSegmenter:
             from streamseg.render import render_views
 
             for i, (image, mask) in enumerate(zip(frames, masks)):
-                self.rendered[i] = render_views(image, mask, self.palette, views)
+                self.rendered[i] = render_views(image, mask, self.palette, views, classes=self.classes)
         self._done: list[list[Any]] = []
 
     def submit(self, batch: Any, **_: Any) -> None:

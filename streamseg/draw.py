@@ -23,6 +23,7 @@ __all__ = [
     "overlay",
     "side_by_side",
     "draw_legend",
+    "LegendLayout",
     "present_classes",
     "render",
     "check_drawing",
@@ -118,6 +119,55 @@ def present_classes(mask: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.bincount(mask.ravel()))
 
 
+@dataclass(frozen=True)
+class LegendLayout:
+    """Where the legend's rows go in an image of height ``h``: the font scales with the height, so it stays
+    readable at 720p and small at 160x120. Shared by the host drawing and the device one (:mod:`streamseg.render`)."""
+
+    scale: float
+    thickness: int
+    text_h: int
+    row: int
+    pad: int
+    swatch: int
+    rows_fit: int
+
+    @classmethod
+    def for_height(cls, h: int) -> "LegendLayout":
+        scale = max(0.3, min(1.0, h / 720.0))
+        thickness = 1 if scale < 0.8 else 2
+        (_, text_h), _ = cv2.getTextSize("Ag", _FONT, scale, thickness)
+        row = text_h + max(4, int(6 * scale))
+        pad = max(2, int(4 * scale))
+        return cls(scale, thickness, text_h, row, pad, text_h, max(1, (h - 2 * pad) // row))
+
+    def labels(self, classes: Sequence[str], ids: Sequence[int]) -> tuple[list[int], list[str]]:
+        """The ids shown and every row's label: rows that do not fit are summarised as ``+N more``."""
+        if len(ids) > self.rows_fit:
+            shown, extra = list(ids[: self.rows_fit - 1]), len(ids) - (self.rows_fit - 1)
+        else:
+            shown, extra = list(ids), 0
+        labels = [classes[i] if 0 <= i < len(classes) else f"class {i}" for i in shown]
+        return shown, labels + ([f"+{extra} more"] if extra else [])
+
+    def text_width(self, label: str) -> int:
+        return int(cv2.getTextSize(label, _FONT, self.scale, self.thickness)[0][0])
+
+    def box_width(self, text_w: int) -> int:
+        return 3 * self.pad + self.swatch + text_w
+
+    def draw_row(self, out: np.ndarray, y0: int, label: str, colour: tuple[int, int, int] | None) -> None:
+        """One row at ``y0``: a swatch (``None``: none, for ``+N more``) and the label, white, anti-aliased."""
+        pad = self.pad
+        if colour is not None:
+            cv2.rectangle(out, (pad, y0 + 1), (pad + self.swatch, y0 + self.swatch), colour, thickness=-1)
+        cv2.putText(out, label, (2 * pad + self.swatch, y0 + self.text_h), _FONT, self.scale, (255, 255, 255),
+                    self.thickness, cv2.LINE_AA)  # fmt: skip
+
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
 def draw_legend(
     image: np.ndarray,
     classes: Sequence[str],
@@ -128,9 +178,8 @@ def draw_legend(
 ) -> np.ndarray:
     """A small box in the top-left corner with a swatch and the name of each class present.
 
-    Rows that do not fit the image height are summarised as ``+N more``. The
-    font scales with the image height so the legend stays readable at 720p and
-    small at 160x120. ``copy=False`` draws into ``image`` itself.
+    Rows that do not fit the image height are summarised as ``+N more`` (:class:`LegendLayout`).
+    ``copy=False`` draws into ``image`` itself.
     """
     image = _check_image(image)
     palette = _check_palette(palette)
@@ -139,35 +188,18 @@ def draw_legend(
     if not ids:
         return out
     h, w = out.shape[:2]
-    scale = max(0.3, min(1.0, h / 720.0))
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    thickness = 1 if scale < 0.8 else 2
-    (_, text_h), _ = cv2.getTextSize("Ag", font, scale, thickness)
-    row = text_h + max(4, int(6 * scale))
-    pad = max(2, int(4 * scale))
-    swatch = text_h
-    rows_fit = max(1, (h - 2 * pad) // row)
-    if len(ids) > rows_fit:
-        shown, extra = ids[: rows_fit - 1], len(ids) - (rows_fit - 1)
-    else:
-        shown, extra = ids, 0
-    labels = [classes[i] if 0 <= i < len(classes) else f"class {i}" for i in shown]
-    if extra:
-        labels.append(f"+{extra} more")
-    text_w = max(cv2.getTextSize(label, font, scale, thickness)[0][0] for label in labels)
-    box_w = min(w, 3 * pad + swatch + text_w)
-    box_h = min(h, 2 * pad + row * len(labels))
+    layout = LegendLayout.for_height(h)
+    shown, labels = layout.labels(classes, ids)
+    box_w = min(w, layout.box_width(max(layout.text_width(label) for label in labels)))
+    box_h = min(h, 2 * layout.pad + layout.row * len(labels))
     # Darken the box instead of painting it opaque, so the scene stays visible behind the text.
     out[:box_h, :box_w] //= 3
     for k, label in enumerate(labels):
-        y0 = pad + k * row
+        colour = None
         if k < len(shown):
             i = shown[k]
             colour = tuple(int(c) for c in palette[i]) if i < len(palette) else (0, 0, 0)
-            cv2.rectangle(out, (pad, y0 + 1), (pad + swatch, y0 + swatch), colour, thickness=-1)
-        cv2.putText(
-            out, label, (2 * pad + swatch, y0 + text_h), font, scale, (255, 255, 255), thickness, cv2.LINE_AA
-        )
+        layout.draw_row(out, layout.pad + k * layout.row, label, colour)  # type: ignore[arg-type]
     return out
 
 
@@ -199,14 +231,14 @@ def render(
 class View:
     """What one visual sink shows, for an engine that renders on its device (:mod:`streamseg.render`).
 
-    ``mode`` and ``alpha`` as in :func:`render` (no legend: a sink with one draws on the host);
-    ``pix_fmt`` is what its encoder takes: ``yuv420p`` (``(H*3/2, W)`` I420 planes, sides padded to
+    ``mode``, ``alpha`` and ``legend`` as in :func:`render`; ``pix_fmt`` is what its encoder takes: ``yuv420p`` (``(H*3/2, W)`` I420 planes, sides padded to
     even by repeating the edge) or ``rgb24`` (``H x W x 3``).
     """
 
     mode: str = "overlay"
     alpha: float = 0.5
     pix_fmt: str = "yuv420p"
+    legend: bool = False
 
     def __post_init__(self) -> None:
         mode, alpha = check_drawing(self.mode, self.alpha)

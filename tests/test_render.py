@@ -77,3 +77,27 @@ def test_a_bad_view_is_refused_when_built() -> None:
         View("overlay", 2.0)
     with pytest.raises(ConfigError, match="pix_fmt"):
         View("overlay", 0.5, "nv12")
+
+
+@pytest.mark.parametrize("h, w", [(48, 64), (91, 161), (720, 1280), (30, 500)])
+@pytest.mark.parametrize("present", [1, 4, 40])  # 40 classes overflow every height here: "+N more"
+def test_legend_on_the_device_within_one_grey_level(h: int, w: int, present: int) -> None:
+    rng = np.random.default_rng(h + present)
+    classes = [f"class name {i}" for i in range(40)]
+    classes[3] = "gyp jay"  # descenders reach into the next row
+    palette = make_palette(40)
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    ids = rng.choice(40, present, replace=False)
+    mask = ids[rng.integers(0, present, (h, w))].astype(np.uint8)
+    for mode in ("overlay", "side_by_side"):
+        view = View(mode, 0.5, "rgb24", legend=True)
+        got = render_views(image, mask, palette, [view], classes=classes)[view]
+        want = draw.render(image, mask, palette, mode=mode, classes=classes, legend=True)
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+        assert (got != draw.render(image, mask, palette, mode=mode)).any()  # a legend was drawn at all
+
+
+def test_legends_of_huge_class_lists_are_left_to_the_sinks() -> None:
+    few, many = Renderer(make_palette(19), [f"c{i}" for i in range(19)]), Renderer(make_palette(300), [f"c{i}" for i in range(300)])
+    assert few.can_render(View(legend=True)) and few.can_render(View())
+    assert not many.can_render(View(legend=True)) and many.can_render(View())

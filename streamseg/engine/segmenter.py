@@ -183,7 +183,7 @@ class Segmenter:
         self.executor.submit(batch, confidence=confidence, logits=logits)
 
     def draw_views(self, views: Sequence[View]) -> bool:
-        """Render these sink views with every batch on the device; True when this engine does.
+        """Render these sink views with every batch on the device; True when this engine renders any.
 
         Only a GPU engine does: the frame and mask are already there, and the sinks then only
         encode. On a CPU the sinks' OpenCV drawing measured 15-20x faster than the same drawing in
@@ -194,9 +194,10 @@ class Segmenter:
 
         if not isinstance(self.executor, CudaExecutor):
             return False
-        self.executor.views = tuple(dict.fromkeys(views))
-        self.executor.renderer = Renderer(self.palette) if views else None
-        return bool(views)
+        renderer = Renderer(self.palette, self.classes)
+        self.executor.views = tuple(dict.fromkeys(v for v in views if renderer.can_render(v)))
+        self.executor.renderer = renderer if self.executor.views else None
+        return bool(self.executor.views)
 
     def poll(self, *, wait: bool = False) -> list[list[Prediction]]:
         """Completed batches in submission order (``wait`` blocks for the oldest one)."""

@@ -141,9 +141,9 @@ def encoder_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
 
 
 def sink_view(mode: str, alpha: float, legend: bool, pix_fmt: str) -> View | None:
-    """What an encoding sink asks an engine to render on its device; None (draw on the host) with a legend
-    or a pixel format the renderer does not make."""
-    return None if legend or pix_fmt not in VIEW_FORMATS else View(mode, alpha, pix_fmt)
+    """What an encoding sink asks an engine to render on its device; None (draw on the host) for a pixel
+    format the renderer does not make."""
+    return View(mode, alpha, pix_fmt, legend) if pix_fmt in VIEW_FORMATS else None
 
 
 def picture_size(frame: Frame, mode: str) -> tuple[int, int]:

@@ -207,7 +207,7 @@ def test_pictures_drawn_by_the_engine_are_encoded_as_they_are(tmp_path: Path, co
 
     sink = VideoSink(tmp_path / "engine.mp4", crf=5)
     assert sink.view is not None and sink.view.pix_fmt == "yuv420p"
-    assert VideoSink(tmp_path / "x.mp4", legend=True).view is None  # the legend is host drawing
+    assert VideoSink(tmp_path / "x.mp4", legend=True).view.legend
     assert VideoSink(tmp_path / "x.mp4", pix_fmt="yuv444p").view is None
     magenta = cv2.cvtColor(np.full((50, 66, 3), (255, 0, 255), np.uint8), cv2.COLOR_RGB2YUV_I420)
     grey = np.full((49, 65, 3), 90, np.uint8)
