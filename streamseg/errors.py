@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "StreamsegError",
+    "EngineError",
     "ConfigError",
     "InputError",
     "CheckpointError",
@@ -78,6 +79,10 @@ class QuantizationError(StreamsegError, ValueError):
     """An int8 model would be measurably worse than the float one: it was refused (exit code 2)."""
 
     exit_code = 2
+
+
+class EngineError(StreamsegError, RuntimeError):
+    """The engine cannot run as configured on this device (e.g. CUDA graphs required but not capturable)."""
 
 
 class BackendUnavailableError(StreamsegError, ImportError):

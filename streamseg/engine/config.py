@@ -23,11 +23,13 @@ Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
 Backend = Literal["torch", "openvino", "auto"]
 NmfInit = Literal["reference", "fixed", "warm"]
 OpenVINOHint = Literal["LATENCY", "THROUGHPUT"]
+CudaGraphs = Literal["auto", "on", "off"]
 
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 BACKENDS: tuple[str, ...] = get_args(Backend)
 NMF_INITS: tuple[str, ...] = get_args(NmfInit)
 OPENVINO_HINTS: tuple[str, ...] = get_args(OpenVINOHint)
+CUDA_GRAPHS: tuple[str, ...] = get_args(CudaGraphs)
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -49,6 +51,7 @@ class EngineConfig:
     test_scale: tuple[int, int] | None = None
     slide: tuple[int, int] | None = None  # (crop, stride)
     in_flight: int = 2  # batches in flight (CUDA streams, OpenVINO infer requests)
+    cuda_graphs: CudaGraphs = "auto"  # auto: on CUDA (torch, not compiled); on: required; off: eager launches
     openvino_hint: OpenVINOHint | None = None  # None: LATENCY, THROUGHPUT inside a pipeline
     calibration: str | None = None  # int8: frames to calibrate on (video, folder, glob, URL, or "synth")
     calibration_frames: int = 300  # int8: how many (a fifth of them held out for the accuracy check)
@@ -59,7 +62,8 @@ class EngineConfig:
 
     def validate(self) -> None:
         """Every value on its own and the combinations that cannot work; the machine is not asked."""
-        for name, allowed in (("precision", PRECISIONS), ("backend", BACKENDS), ("nmf_init", NMF_INITS)):
+        checks = (("precision", PRECISIONS), ("backend", BACKENDS), ("nmf_init", NMF_INITS), ("cuda_graphs", CUDA_GRAPHS))
+        for name, allowed in checks:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.openvino_hint is not None and self.openvino_hint not in OPENVINO_HINTS:
@@ -83,6 +87,8 @@ class EngineConfig:
             raise ConfigError(f"calibration_frames must be >= 16, got {self.calibration_frames}")
         if self.backend == "openvino" and self.compile:
             raise ConfigError("compile is a torch option: drop it with backend 'openvino' (OpenVINO compiles anyway)")
+        if self.cuda_graphs == "on" and (self.device == "cpu" or self.backend == "openvino" or self.compile):
+            raise ConfigError("cuda_graphs 'on' needs the torch backend on a CUDA device, without compile (set it to auto)")
         if self.in_flight < 1:
             raise ConfigError(f"in_flight must be >= 1, got {self.in_flight}")
         if self.warm_steps is not None and self.warm_steps < 1:

@@ -121,9 +121,12 @@ class Segmenter:
             return OpenVINOExecutor(forward, self.info, self.bases, self.stats, in_flight=cfg.in_flight)
         low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision) if not cfg.compile else None
         prepared = prepare(net, self.device, fold=cfg.fold, low_precision=low)
+        if cfg.cuda_graphs == "on" and self.device.type != "cuda":
+            raise ConfigError(f"cuda_graphs 'on' needs a CUDA device, this engine runs on {self.device}; set it to auto")
         torch_model = TorchModel(
-            prepared, self.info, self.bases, self.stats, device=self.device, precision=self.precision, compile=cfg.compile
-        )
+            prepared, self.info, self.bases, self.stats, device=self.device, precision=self.precision, compile=cfg.compile,
+            cuda_graphs=cfg.cuda_graphs,
+        )  # fmt: skip
         if self.device.type == "cuda":
             from streamseg.engine.cuda import CudaExecutor
 

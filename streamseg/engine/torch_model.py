@@ -15,6 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from streamseg.engine.cuda_graphs import GraphCache, GraphFn
 from streamseg.engine.results import EngineStats
 from streamseg.engine.loading import ModelInfo
 from streamseg.engine.nmf_init import BasesPolicy
@@ -72,9 +73,13 @@ class TorchModel:
         device: torch.device,
         precision: str,
         compile: bool = False,
+        cuda_graphs: str = "off",
     ) -> None:
         self.net, self.info, self.bases, self.stats = net, info, bases, stats
         self.device, self.precision, self.compiled = device, precision, compile
+        self.graphs: GraphCache | None = None
+        if device.type == "cuda" and cuda_graphs != "off" and not compile:
+            self.graphs = GraphCache(cuda_graphs, stats)
         self.forward: Forward = net.forward_with_bases
         if compile:
             self.forward = torch.compile(net.forward_with_bases, dynamic=False)
@@ -87,7 +92,8 @@ class TorchModel:
         if self.precision == "fp32":
             return torch.autocast(device_type=self.device.type, enabled=False)
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+        # a graph replays the casts it captured: autocast's cache of cast weights must not be used there
+        return torch.autocast(device_type=self.device.type, dtype=dtype, cache_enabled=self.graphs is None)
 
     def run(
         self, images: Tensor, geo: Geometry, stream_ids: list[str], confidence: bool, want_logits: bool
@@ -122,12 +128,24 @@ class TorchModel:
             log.warning("out of memory with %d frames on %s: groups of %d from now on", n, self.device, self.max_group)
             return self.run(images, geo, stream_ids, confidence, want_logits)
 
+    def _graph_fn(self, geo: Geometry, steps: int | None) -> GraphFn:
+        """What one CUDA graph records: uint8 frames and bases -> masks, finite flag, converged bases."""
+
+        def fn(images: Tensor, bases: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            x = preprocess(images, geo, self.mean, self.std)
+            with self.autocast():
+                logits, converged = self.forward(x, bases, steps)
+            mask, _, _, finite = masks_from_logits(logits, geo, from_padded=True, confidence=False, logits_out=False, wide=self.wide)
+            return mask, finite, converged
+
+        return fn
+
     @torch.inference_mode()
     def _run(
         self, images: Tensor, geo: Geometry, stream_ids: list[str], confidence: bool, want_logits: bool
     ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor]:
-        x = preprocess(images, geo, self.mean, self.std)
         if self.info.slide:
+            x = preprocess(images, geo, self.mean, self.std)
             crop, stride = self.info.slide
 
             def window(part: Tensor) -> Tensor:
@@ -138,6 +156,13 @@ class TorchModel:
             logits = slide_logits(x, crop, stride, self.info.num_classes, window)
             return masks_from_logits(logits, geo, from_padded=False, confidence=confidence, logits_out=want_logits, wide=self.wide)
         bases, steps = self.bases.initial(stream_ids, self.device)
+        if self.graphs is not None and not (confidence or want_logits):
+            replayed = self.graphs.run(self._graph_fn(geo, steps), images, bases, steps)
+            if replayed is not None:
+                mask, finite, converged = replayed
+                self.bases.update(stream_ids, converged)
+                return mask, None, None, finite
+        x = preprocess(images, geo, self.mean, self.std)
         key = (tuple(x.shape), steps)
         first = key not in self.stats.shapes
         t0 = time.perf_counter()

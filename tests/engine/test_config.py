@@ -44,3 +44,33 @@ def test_replace_names_the_closest_option():
         cfg.replace(nmf_inti="warm")
     with pytest.raises(ConfigError, match="in_flight"):
         cfg.replace(in_flight=-1)
+
+
+def test_cuda_graphs_option_is_checked_when_built():
+    from streamseg.engine import EngineConfig
+    from streamseg.errors import ConfigError
+
+    assert EngineConfig().cuda_graphs == "auto"
+    with pytest.raises(ConfigError, match="cuda_graphs"):
+        EngineConfig(cuda_graphs="maybe")
+    with pytest.raises(ConfigError, match="cuda_graphs 'on' needs"):
+        EngineConfig(cuda_graphs="on", device="cpu")
+    with pytest.raises(ConfigError, match="cuda_graphs 'on' needs"):
+        EngineConfig(cuda_graphs="on", compile=True)
+
+
+def test_cuda_graph_buckets_are_powers_of_two():
+    from streamseg.engine.cuda_graphs import bucket_of
+
+    assert [bucket_of(n) for n in (1, 2, 3, 4, 5, 8, 9, 33)] == [1, 2, 4, 4, 8, 8, 16, 64]
+
+
+def test_cuda_graphs_on_without_a_gpu_says_so():
+    import torch
+
+    from streamseg.engine import Segmenter
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ConfigError, match="needs a CUDA device"):
+        Segmenter(None, model="segnext_t", num_classes=4, backend="torch", cuda_graphs="on")
