@@ -95,3 +95,7 @@ class StageError(StreamsegError, RuntimeError):
     def __init__(self, stage: str, message: str) -> None:
         super().__init__(f"{stage}: {message}")
         self.stage = stage
+        self._message = message
+
+    def __reduce__(self) -> tuple:  # picklable (process pools, Ray), with its two arguments
+        return (type(self), (self.stage, self._message))

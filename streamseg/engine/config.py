@@ -51,6 +51,7 @@ class EngineConfig:
     test_scale: tuple[int, int] | None = None
     slide: tuple[int, int] | None = None  # (crop, stride)
     in_flight: int = 2  # batches in flight (CUDA streams, OpenVINO infer requests)
+    threads: int | None = None  # CPU threads of the engine (torch intra-op / OpenVINO); None: every core
     cuda_graphs: CudaGraphs = "auto"  # auto: on CUDA (torch, not compiled); on: required; off: eager launches
     openvino_hint: OpenVINOHint | None = None  # None: LATENCY, THROUGHPUT inside a pipeline
     calibration: str | None = None  # int8: frames to calibrate on (video, folder, glob, URL, or "synth")
@@ -89,6 +90,8 @@ class EngineConfig:
             raise ConfigError("compile is a torch option: drop it with backend 'openvino' (OpenVINO compiles anyway)")
         if self.cuda_graphs == "on" and (self.device == "cpu" or self.backend == "openvino" or self.compile):
             raise ConfigError("cuda_graphs 'on' needs the torch backend on a CUDA device, without compile (set it to auto)")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1 (or None for every core), got {self.threads}")
         if self.in_flight < 1:
             raise ConfigError(f"in_flight must be >= 1, got {self.in_flight}")
         if self.warm_steps is not None and self.warm_steps < 1:

@@ -104,12 +104,14 @@ class OpenVINOForward:
         calibration: Any = None,
         accuracy_floor: float = 0.99,
         int8_dir: Path | None = None,
+        threads: int | None = None,
     ) -> None:
         """Wrap an eval-mode SegNeXt (folded or not); nothing is converted until the first forward.
 
         ``precision``: ``bf16`` (f32 where OpenVINO has no bf16 kernels on this CPU), ``f32``, or ``int8``
         (quantized on ``calibration``, a :class:`~streamseg.engine.openvino_int8.CalibrationPlan`, and refused
-        below ``accuracy_floor``; ``int8_dir``: a model quantized ahead of time).
+        below ``accuracy_floor``; ``int8_dir``: a model quantized ahead of time). ``threads``: CPU
+        threads for inference (None: every core).
         ``weights_key`` names the weights in the IR cache (e.g. the checkpoint's SHA-256); without
         it the state dict is hashed. ``num_requests``: forwards per input shape that may be in
         flight before :meth:`start` waits for the oldest. ``performance_hint``: ``LATENCY`` (one
@@ -160,6 +162,8 @@ class OpenVINOForward:
             "CACHE_DIR": str(self.cache_dir / "blobs"),
             **_SAFE_OPTIONS,
         }
+        if threads:
+            self._config["INFERENCE_NUM_THREADS"] = int(threads)
         self._compiled: dict[tuple[int, int, int, int], _Compiled] = {}
         self.compile_s = time.perf_counter() - t0  # converting + compiling: the first-frame cost the engine reports
 

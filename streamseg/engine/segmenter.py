@@ -115,10 +115,13 @@ class Segmenter:
                 calibration=plan,
                 accuracy_floor=cfg.accuracy_floor,
                 int8_dir=Path(self.info.quantized) if self.info.quantized else None,
+                threads=cfg.threads,
             )
             if self.precision == "int8":
                 forward.prepare()  # quantize and check now: a refusal surfaces here, not at the first frame
             return OpenVINOExecutor(forward, self.info, self.bases, self.stats, in_flight=cfg.in_flight)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)  # process-wide: asked for explicitly (e.g. one Ray actor per core)
         low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision) if not cfg.compile else None
         prepared = prepare(net, self.device, fold=cfg.fold, low_precision=low)
         if cfg.cuda_graphs == "on" and self.device.type != "cuda":

@@ -9,7 +9,7 @@ from streamseg.config import apply_overrides, from_dict
 from streamseg.engine.config import EngineConfig
 from streamseg.errors import ConfigError
 
-__all__ = ["PipelineConfig", "SinkConfig", "SourceConfig"]
+__all__ = ["PipelineConfig", "RayConfig", "SinkConfig", "SourceConfig"]
 
 
 def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -62,6 +62,24 @@ class SinkConfig(_Checked):
 
 
 @dataclass(frozen=True)
+class RayConfig(_Checked):
+    """``ray:`` — segment an archive of files on a Ray cluster (:mod:`streamseg.ray`), one file per worker at a time."""
+
+    address: str | None = None  # None: a local Ray instance; auto: the running cluster; ray://host:10001
+    workers: int | None = None  # None: as many as the cluster's GPUs (or CPUs / threads_per_worker) allow
+    threads_per_worker: int = 1  # CPU workers: engine threads, and the CPUs each actor reserves
+    gpus_per_worker: float | None = None  # None: 1 where the cluster has GPUs, else 0
+    max_retries: int = 2  # a file whose worker dies is retried on a new worker this many times
+    resume: bool = False  # skip files whose outputs are all in place
+
+    def validate(self) -> None:
+        _at_least("ray.workers", self.workers, 1)
+        _at_least("ray.threads_per_worker", self.threads_per_worker, 1)
+        _at_least("ray.gpus_per_worker", self.gpus_per_worker, 0)
+        _at_least("ray.max_retries", self.max_retries, 0)
+
+
+@dataclass(frozen=True)
 class PipelineConfig(_Checked):
     sources: list[SourceConfig] = field(default_factory=list)
     sinks: list[SinkConfig] = field(default_factory=list)
@@ -70,6 +88,7 @@ class PipelineConfig(_Checked):
     max_wait_ms: float = 20.0
     stats_json: str | None = None
     progress: bool = True
+    ray: RayConfig | None = None  # set: the sources' files are segmented on Ray workers
 
     def validate(self) -> None:
         _at_least("batch_size", self.batch_size, 1)

@@ -21,9 +21,20 @@ from streamseg.pipeline.config import PipelineConfig, SinkConfig, SourceConfig
 from streamseg.pipeline.stats import PipelineStats
 from streamseg.types import Batch, Prediction
 
-__all__ = ["EngineWorker", "RunState", "SinkWorker", "SourceWorker"]
+__all__ = ["EngineWorker", "RunState", "SinkWorker", "SourceWorker", "engine_config_for"]
 
 log = logging.getLogger("streamseg.pipeline")
+
+def engine_config_for(config: PipelineConfig) -> Any:
+    """The engine a pipeline builds for ``config`` (also what a Ray worker loads, to run exactly the same)."""
+    engine = config.engine
+    if engine.precision == "int8" and engine.calibration is None and config.sources:
+        engine = replace(engine, calibration=config.sources[0].uri)  # calibrate on what is segmented
+    if engine.openvino_hint is None and engine.in_flight > 1:
+        # a pipeline keeps batches in flight: OpenVINO streams on separate cores give more frames/s
+        engine = replace(engine, openvino_hint="THROUGHPUT")
+    return engine
+
 
 class RunState:
     """What the workers of one run share: stop, abandon and failure events, and the first failure."""
@@ -192,13 +203,7 @@ class EngineWorker:
 
         seg = None
         try:
-            engine = self.config.engine
-            if engine.precision == "int8" and engine.calibration is None and self.config.sources:
-                engine = replace(engine, calibration=self.config.sources[0].uri)  # calibrate on what is segmented
-            if engine.openvino_hint is None and engine.in_flight > 1:
-                # a pipeline keeps batches in flight: OpenVINO streams on separate cores give more frames/s
-                engine = replace(engine, openvino_hint="THROUGHPUT")
-            seg = self.segmenter or Segmenter(config=engine)
+            seg = self.segmenter or Segmenter(config=engine_config_for(self.config))
             self.stats.engine = {"backend": seg.config.backend, "precision": seg.precision, "device": str(seg.device)}
             self._before = (seg.stats.frames, seg.stats.busy_s)  # a segmenter passed in may have run before
             self.info = seg.info
