@@ -140,8 +140,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_on_ray(cfg: Any, args: argparse.Namespace) -> int:
-    """The sources' files on Ray workers: one bar over files and frames, per-file and merged stats."""
+    """The sources' files on Ray workers (one bar over files and frames, per-file and merged stats), or its
+    live sources in supervised actor pipelines until Ctrl-C (a status line of the merged counters)."""
     from streamseg.ray.archive import run as run_archive
+    from streamseg.ray.jobs import is_live
+
+    if all(is_live(s.uri) for s in cfg.sources):
+        return _serve_on_ray(cfg, args)
 
     bar = None
     if cfg.progress and not args.no_progress:
@@ -175,6 +180,37 @@ def run_on_ray(cfg: Any, args: argparse.Namespace) -> int:
     for path, message in result.failed.items():
         print(f"streamseg run: {path} failed: {message}", file=sys.stderr)
     return 1 if result.failed else 0
+
+
+def _serve_on_ray(cfg: Any, args: argparse.Namespace) -> int:
+    import threading
+
+    from streamseg.ray.live import serve
+
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        stop.set()
+
+    def status(stats: dict[str, Any]) -> None:
+        dropped = sum(stats.get("dropped", {}).values())
+        print(f"\rstreamseg (ray): {stats.get('frames_out', 0)} frames out, {dropped} dropped, "
+              f"{stats['restarts']} restarts on {stats['workers']} workers", end="", file=sys.stderr, flush=True)  # fmt: skip
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = serve(cfg, stop=stop, on_stats=None if args.no_progress else status)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    print(file=sys.stderr)
+    if cfg.stats_json:
+        Path(cfg.stats_json).write_text(json.dumps(result.stats, indent=2))
+    if args.json:
+        print(json.dumps(result.stats))
+    return 128 + received[0] if received else 0
 
 
 class _Progress:

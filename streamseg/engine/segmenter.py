@@ -71,6 +71,8 @@ class Segmenter:
         if isinstance(model, str):
             cfg = cfg.replace(model=model)
         self.config = cfg = resolve_backend(cfg)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)  # process-wide, asked for (e.g. one Ray actor per core); OpenVINO too
         openvino = cfg.backend == "openvino"
         self.device = pick_device("cpu" if openvino else cfg.device)
         self.precision = pick_precision(cfg.precision, self.device)
@@ -120,8 +122,6 @@ class Segmenter:
             if self.precision == "int8":
                 forward.prepare()  # quantize and check now: a refusal surfaces here, not at the first frame
             return OpenVINOExecutor(forward, self.info, self.bases, self.stats, in_flight=cfg.in_flight)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)  # process-wide: asked for explicitly (e.g. one Ray actor per core)
         low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision) if not cfg.compile else None
         prepared = prepare(net, self.device, fold=cfg.fold, low_precision=low)
         if cfg.cuda_graphs == "on" and self.device.type != "cuda":

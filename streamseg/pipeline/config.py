@@ -71,12 +71,14 @@ class RayConfig(_Checked):
     gpus_per_worker: float | None = None  # None: 1 where the cluster has GPUs, else 0
     max_retries: int = 2  # a file whose worker dies is retried on a new worker this many times
     resume: bool = False  # skip files whose outputs are all in place
+    streams_per_worker: int = 1  # live sources: how many one actor's pipeline serves
 
     def validate(self) -> None:
         _at_least("ray.workers", self.workers, 1)
         _at_least("ray.threads_per_worker", self.threads_per_worker, 1)
         _at_least("ray.gpus_per_worker", self.gpus_per_worker, 0)
         _at_least("ray.max_retries", self.max_retries, 0)
+        _at_least("ray.streams_per_worker", self.streams_per_worker, 1)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from streamseg.errors import BackendUnavailableError, ConfigError
 from streamseg.ray.jobs import Job, discard, finish, new_token, plan_jobs
 
-__all__ = ["run", "ArchiveResult", "import_ray"]
+__all__ = ["run", "ArchiveResult", "connect", "import_ray"]
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +61,15 @@ class ArchiveResult:
 class Worker:
     """One Ray actor: one engine, one file at a time through the local pipeline."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, warmup: tuple[int, int] | None = None) -> None:
+        """``warmup``: a frame size (w, h) to compile for now, so start-up is not charged to the first file."""
         from streamseg.engine import Segmenter
         from streamseg.pipeline.workers import engine_config_for
 
         self.config = config
         self.segmenter = Segmenter(config=engine_config_for(config))
+        if warmup is not None:
+            self.segmenter.warmup(warmup, batch=config.batch_size)
 
     def pid(self) -> int:
         return os.getpid()
@@ -104,7 +107,20 @@ def _unreachable(address: str) -> str | None:
         return f"nothing answers at {address} ({exc.strerror or exc})"
 
 
-def _connect(ray: Any, address: str | None) -> None:
+def _frame_size(path: str) -> tuple[int, int] | None:
+    """(w, h) of a video's first stream, read from its header; None when it has none (it fails later, reported)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            ctx = container.streams.video[0].codec_context
+            return (int(ctx.width), int(ctx.height)) if ctx.width and ctx.height else None
+    except (av.FFmpegError, IndexError, OSError):
+        return None
+
+
+def connect(ray: Any, address: str | None) -> None:
+    """Join the cluster at ``address`` (None: start or reuse a local instance), failing fast when nobody answers."""
     if ray.is_initialized():
         return
     why = _unreachable(address) if address else None
@@ -137,7 +153,7 @@ def run(config: Any, address: str | None = None, *, on_progress: Callable[[int, 
     todo = [j for j in jobs if not (settings.resume and j.complete())]
     ray = import_ray()
     t0 = time.perf_counter()
-    _connect(ray, address)
+    connect(ray, address)
     gpus = settings.gpus_per_worker if settings.gpus_per_worker is not None else (1 if ray.cluster_resources().get("GPU") else 0)
     threads = settings.threads_per_worker
     count = settings.workers or max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1) // (gpus or threads)))
@@ -146,8 +162,10 @@ def run(config: Any, address: str | None = None, *, on_progress: Callable[[int, 
     actor_cls = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=0)(Worker)
     worker_cfg = replace(config, engine=engine, ray=None)
 
+    warmup = _frame_size(todo[0].path) if todo else None
+
     def start(i: int) -> Any:
-        return actor_cls.options(name=f"streamseg-worker-{i}", namespace="streamseg", lifetime=None).remote(worker_cfg)
+        return actor_cls.options(name=f"streamseg-worker-{i}", namespace="streamseg").remote(worker_cfg, warmup)
 
     idle = [start(i) for i in range(count)]
     if idle:

@@ -17,7 +17,7 @@ from typing import Any
 
 from streamseg.errors import ConfigError
 
-__all__ = ["Job", "Output", "plan_jobs", "finish", "discard", "FILE_SINKS", "PLACEHOLDERS"]
+__all__ = ["Job", "Output", "plan_jobs", "finish", "discard", "is_live", "FILE_SINKS", "PLACEHOLDERS"]
 
 #: What a worker may write: files on storage every node reaches.
 FILE_SINKS = ("video", "masks")
@@ -53,6 +53,11 @@ class Job:
         return all(os.path.exists(o.final.rstrip("/")) for o in self.outputs)
 
 
+def is_live(uri: str) -> bool:
+    """A camera or a network stream (what a long-lived worker serves), not a file."""
+    return "://" in uri or uri.isdigit() or uri.startswith("/dev/video")
+
+
 def _expand(uri: str) -> list[str]:
     if any(ch in uri for ch in "*?["):
         return sorted(p for p in glob.glob(uri, recursive=True) if os.path.isfile(p))
@@ -75,8 +80,8 @@ def plan_jobs(sources: list[Any], sinks: list[Any]) -> list[Job]:
     """
     files: list[tuple[str, dict[str, Any]]] = []
     for sc in sources:
-        if "://" in sc.uri or sc.uri.isdigit() or sc.uri.startswith("/dev/video"):
-            raise ConfigError(f"{sc.uri!r} is a live source: --ray segments files (videos or globs of them)")
+        if is_live(sc.uri):
+            raise ConfigError(f"{sc.uri!r} is a live source: give files and live streams to separate runs")
         found = _expand(sc.uri)
         if not found:
             raise ConfigError(f"no file matches {sc.uri!r}: check the pattern (quote it so the shell leaves ** alone)")
