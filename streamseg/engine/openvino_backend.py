@@ -163,7 +163,9 @@ class OpenVINOForward:
             **_SAFE_OPTIONS,
         }
         if threads:
-            self._config["INFERENCE_NUM_THREADS"] = int(threads)
+            # a share of the cores (several engines side by side, e.g. Ray actors): pinning would put every
+            # engine's threads on the same first cores (two 1-thread engines: 365 ms a frame each, not 181)
+            self._config.update(INFERENCE_NUM_THREADS=int(threads), ENABLE_CPU_PINNING=False)
         self._compiled: dict[tuple[int, int, int, int], _Compiled] = {}
         self.compile_s = time.perf_counter() - t0  # converting + compiling: the first-frame cost the engine reports
 
