@@ -58,3 +58,26 @@ def test_without_ray_installed_the_error_names_the_extra() -> None:
             "try:\n    import_ray()\nexcept ImportError as e:\n    print(e)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "pip install 'streamseg[ray]'" in out
+
+
+def test_ctrl_c_leaves_only_complete_outputs(tmp_path: Path, engine_options: dict) -> None:
+    import signal
+    import time
+
+    (tmp_path / "in").mkdir()
+    for i in range(4):
+        make_video(tmp_path / "in" / f"c{i}.mp4", 150, size=(64, 48))
+    cmd = [sys.executable, "-m", "streamseg", "run", "--ray", "--source", "in/*.mp4", "--sink", "masks:out/{stem}/",
+           "--sink", "video:out/{stem}.mp4", "--no-progress", "--set", "ray.workers=2", *_engine(engine_options)]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(".part-" in p.name for p in (tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else True:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "only complete outputs" in err
+    assert not [p for p in (tmp_path / "out").rglob("*") if ".part-" in p.name]
+    for video in (tmp_path / "out").glob("*.mp4"):  # whatever finished before the signal is whole
+        assert len(list((tmp_path / "out" / video.stem).glob("*.png"))) == 150
