@@ -25,6 +25,7 @@ __all__ = ["EngineWorker", "RunState", "SinkWorker", "SourceWorker", "engine_con
 
 log = logging.getLogger("streamseg.pipeline")
 
+
 def engine_config_for(config: PipelineConfig) -> Any:
     """The engine a pipeline builds for ``config`` (also what a Ray worker loads, to run exactly the same)."""
     engine = config.engine

@@ -123,17 +123,14 @@ def connect(ray: Any, address: str | None) -> None:
     """Join the cluster at ``address`` (None: start or reuse a local instance), failing fast when nobody answers."""
     if ray.is_initialized():
         return
+    hint = "start one with `ray start --head` (then --ray auto), or give --ray without an address for a local one"
     why = _unreachable(address) if address else None
     if why is not None:
-        raise ConfigError(f"no Ray cluster: {why}; start one with `ray start --head` (then --ray auto), "
-                          "or give --ray without an address for a local one")  # fmt: skip
+        raise ConfigError(f"no Ray cluster: {why}; {hint}")
     try:
         ray.init(address=address, log_to_driver=False) if address else ray.init(log_to_driver=False)
     except ConnectionError as exc:
-        raise ConfigError(
-            f"no Ray cluster at {address!r} ({exc}): start one with `ray start --head` (then --ray auto), "
-            "or give --ray without an address for a local one"
-        ) from exc
+        raise ConfigError(f"no Ray cluster at {address!r} ({exc}): {hint}") from exc
 
 
 def run(config: Any, address: str | None = None, *, on_progress: Callable[[int, int, int], None] | None = None) -> ArchiveResult:
@@ -164,8 +161,10 @@ def run(config: Any, address: str | None = None, *, on_progress: Callable[[int, 
 
     warmup = _frame_size(todo[0].path) if todo else None
 
+    run_id = new_token()  # actor names unique per run: several runs may share a cluster
+
     def start(i: int) -> Any:
-        return actor_cls.options(name=f"streamseg-worker-{i}", namespace="streamseg").remote(worker_cfg, warmup)
+        return actor_cls.options(name=f"streamseg-worker-{i}-{run_id}", namespace="streamseg").remote(worker_cfg, warmup)
 
     idle = [start(i) for i in range(count)]
     if idle:

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from streamseg.backoff import Backoff
 from streamseg.ray.archive import connect, import_ray
+from streamseg.ray.jobs import new_token
 
 __all__ = ["LiveWorker", "LiveResult", "serve"]
 
@@ -99,8 +100,11 @@ def serve(
         for i, k in enumerate(range(0, len(config.sources), per))
     ]
 
+    run_id = new_token()  # actor names unique per run: several runs may share a cluster
+
     def start(group: _Group) -> None:
-        group.actor = actor_cls.options(name=f"streamseg-live-{group.index}", namespace="streamseg").remote(group.config)
+        name = f"streamseg-live-{group.index}-{run_id}"
+        group.actor = actor_cls.options(name=name, namespace="streamseg").remote(group.config)
 
     for group in groups:
         start(group)

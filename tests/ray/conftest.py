@@ -34,3 +34,16 @@ def engine_options(tiny_weights: Path) -> dict:
     """fp32 torch at the frames' own size: fast, and exact between processes."""
     return {"weights": str(tiny_weights), "model": "segnext_t", "num_classes": 4, "backend": "torch",
             "precision": "fp32", "device": "cpu", "test_scale": (64, 48)}  # fmt: skip
+
+
+@pytest.fixture
+def actor_named(local_ray):
+    """``actor_named(prefix)``: the running actor whose name starts with ``prefix`` (names carry a run suffix)."""
+
+    def find(prefix: str):
+        for entry in local_ray.util.list_named_actors(all_namespaces=True):
+            if entry["name"].startswith(prefix):
+                return local_ray.get_actor(entry["name"], namespace=entry["namespace"])
+        raise LookupError(prefix)
+
+    return find

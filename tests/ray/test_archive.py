@@ -66,7 +66,7 @@ def test_archive_equals_the_local_run_file_by_file(tmp_path, local_ray, engine_o
     _no_leftovers(tmp_path / "out")
 
 
-def test_a_killed_worker_has_its_file_retried_and_every_file_is_done_once(tmp_path, local_ray, engine_options):
+def test_a_killed_worker_has_its_file_retried_and_every_file_is_done_once(tmp_path, local_ray, engine_options, actor_named):
     (tmp_path / "in").mkdir()
     counts = [150, 140, 130, 120]
     clips = _clips(tmp_path, counts)
@@ -77,7 +77,7 @@ def test_a_killed_worker_has_its_file_retried_and_every_file_is_done_once(tmp_pa
     while not any(".part-" in p.name for p in (tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else True:
         assert time.monotonic() < deadline, "no worker started writing"
         time.sleep(0.05)
-    local_ray.kill(local_ray.get_actor("streamseg-worker-0", namespace="streamseg"), no_restart=True)
+    local_ray.kill(actor_named("streamseg-worker-0-"), no_restart=True)
     runner.join(300)
     result = done["result"]
     assert not result.failed and result.retries >= 1

@@ -23,7 +23,7 @@ def _wait(condition, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def test_a_killed_live_worker_is_restarted_and_keeps_delivering(rtsp_relay, local_ray, engine_options, tmp_path: Path):
+def test_a_killed_live_worker_is_restarted_and_keeps_delivering(rtsp_relay, local_ray, engine_options, actor_named, tmp_path: Path):
     pub = RtspPublisher(rtsp_relay.url("cam"), persist=True, size=(64, 48))
     pub.start()
     assert pub.connected.wait(15), pub.errors
@@ -39,7 +39,7 @@ def test_a_killed_live_worker_is_restarted_and_keeps_delivering(rtsp_relay, loca
     try:
         _wait(lambda: seen and seen[-1].get("frames_out", 0) >= 10, 90, "the live worker never delivered")
         before = seen[-1]["frames_out"]
-        local_ray.kill(local_ray.get_actor("streamseg-live-0", namespace="streamseg"), no_restart=True)
+        local_ray.kill(actor_named("streamseg-live-0-"), no_restart=True)
         _wait(lambda: seen[-1]["restarts"] >= 1 and seen[-1].get("frames_out", 0) >= before + 10, 90,
               "the restarted worker did not deliver")  # fmt: skip
     finally:
