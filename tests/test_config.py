@@ -89,3 +89,17 @@ def test_valid_configs_round_trip(data):
     again = from_dict(PipelineConfig, to_dict(cfg))
     assert again == cfg
     assert isinstance(cfg.engine, EngineConfig) and [s.uri for s in cfg.sources] == data["sources"]
+
+
+def test_the_ray_section_is_typed_and_checked():
+    from streamseg.config import parse_set
+    from streamseg.pipeline import PipelineConfig, RayConfig
+
+    cfg = PipelineConfig.from_dict({"sources": ["v/*.mp4"], "ray": {"workers": 3, "resume": True}},
+                                   overrides=parse_set(["ray.threads_per_worker=2"]))  # fmt: skip
+    assert cfg.ray == RayConfig(workers=3, resume=True, threads_per_worker=2)
+    assert PipelineConfig.from_dict({"sources": ["a.mp4"]}).ray is None
+    with pytest.raises(ConfigError, match="did you mean 'max_retries'"):
+        PipelineConfig.from_dict({"ray": {"max_retry": 1}})
+    with pytest.raises(ConfigError, match="ray.workers"):
+        PipelineConfig.from_dict({"ray": {"workers": 0}})

@@ -40,8 +40,11 @@ class Segment:
         return out
 
 
-def _column(arrays: list[np.ndarray]) -> Any:
-    """One array when every item has the same shape (what Ray Data stores as a tensor column), else a list."""
+def _column(arrays: list[np.ndarray]) -> np.ndarray:
+    """One array when every item has the same shape (a tensor column), else an object array of them (what
+    Ray Data stores as a variable-shaped tensor column, like ``read_images`` of mixed sizes gives)."""
     if arrays and all(a.shape == arrays[0].shape for a in arrays):
         return np.stack(arrays)
-    return arrays
+    column = np.empty(len(arrays), dtype=object)
+    column[:] = arrays
+    return column
