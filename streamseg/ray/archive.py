@@ -119,6 +119,18 @@ def _frame_size(path: str) -> tuple[int, int] | None:
         return None
 
 
+def _discard_settled(job: Job, token: str, *, settle: float = 0.5, limit: float = 10.0) -> None:
+    """Remove an attempt's temporary outputs and make sure none come back: Ray reports a killed actor dead
+    before its process has always stopped writing."""
+    deadline = time.monotonic() + limit
+    while True:
+        discard(job, token)
+        time.sleep(settle)
+        if not any(os.path.lexists(o.temporary(token)) for o in job.outputs) or time.monotonic() > deadline:
+            discard(job, token)
+            return
+
+
 def connect(ray: Any, address: str | None) -> None:
     """Join the cluster at ``address`` (None: start or reuse a local instance), failing fast when nobody answers."""
     if ray.is_initialized():
@@ -175,12 +187,14 @@ def run(config: Any, address: str | None = None, *, on_progress: Callable[[int, 
     results: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
     retries, spawned, queue = 0, count, list(todo)
+    launching: tuple[Job, str, Any] | None = None
     t1 = time.perf_counter()
     try:
         while queue or running:
             while queue and idle:
-                job, actor, token = queue.pop(0), idle.pop(), new_token()
-                running[actor.segment.remote(job, token)] = (job, token, actor)
+                launching = (queue.pop(0), new_token(), idle.pop())  # known to the cleanup before it starts
+                running[launching[2].segment.remote(launching[0], launching[1])] = launching
+                launching = None
             ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
             for ref in ready:
                 job, token, actor = running.pop(ref)
@@ -194,7 +208,7 @@ def run(config: Any, address: str | None = None, *, on_progress: Callable[[int, 
                         results[job.path] = outcome
                 except (ray.exceptions.RayActorError, ray.exceptions.OutOfMemoryError) as exc:
                     attempts[job.path] = attempts.get(job.path, 0) + 1
-                    discard(job, token)
+                    _discard_settled(job, token)
                     ray.kill(actor, no_restart=True)
                     if attempts[job.path] > settings.max_retries:
                         failed[job.path] = f"its worker died {attempts[job.path]} times (last: {type(exc).__name__})"
@@ -207,9 +221,17 @@ def run(config: Any, address: str | None = None, *, on_progress: Callable[[int, 
                 if on_progress is not None:
                     on_progress(len(results) + len(failed), len(todo), sum(s["frames_out"] for s in results.values()))
     except BaseException:
-        for job, token, actor in running.values():  # Ctrl-C: only complete outputs stay
+        if launching is not None:  # interrupted between starting a job and recording it
+            running[None] = launching
+        for _, _, actor in running.values():  # Ctrl-C: only complete outputs stay
             ray.kill(actor, no_restart=True)
-            discard(job, token)
+        for ref, (job, token, _) in running.items():
+            try:  # a kill is asynchronous: wait until the worker is gone, or it may still write after the cleanup
+                if ref is not None:
+                    ray.get(ref, timeout=15)
+            except Exception:  # noqa: BLE001 - the actor died, as asked
+                pass
+            _discard_settled(job, token)
         raise
     finally:
         for actor in idle:
