@@ -19,7 +19,7 @@ from typing import Any, Callable
 from streamseg.errors import BackendUnavailableError, ConfigError
 from streamseg.ray.jobs import Job, discard, finish, new_token, plan_jobs
 
-__all__ = ["run", "ArchiveResult", "connect", "import_ray"]
+__all__ = ["run", "ArchiveResult", "actor_class", "connect", "import_ray"]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,19 @@ def _discard_settled(job: Job, token: str, *, settle: float = 0.5, limit: float 
             return
 
 
+def actor_class(ray: Any, settings: Any, cls: type, engine: Any) -> tuple[Any, Any, float]:
+    """``cls`` as a Ray actor class that reserves one worker's share, the engine config its workers load, and
+    the GPUs each takes: one where the cluster has GPUs (unless ``gpus_per_worker`` says), else 0 and an engine
+    on ``threads_per_worker`` CPU threads."""
+    gpus = settings.gpus_per_worker
+    if gpus is None:
+        gpus = 1 if ray.cluster_resources().get("GPU") else 0
+    threads = settings.threads_per_worker
+    if not gpus:
+        engine = replace(engine, threads=threads, device="cpu")
+    return ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=0)(cls), engine, gpus
+
+
 def connect(ray: Any, address: str | None) -> None:
     """Join the cluster at ``address`` (None: start or reuse a local instance), failing fast when nobody answers."""
     if ray.is_initialized():
@@ -163,12 +176,10 @@ def run(config: Any, address: str | None = None, *, on_progress: Callable[[int, 
     ray = import_ray()
     t0 = time.perf_counter()
     connect(ray, address)
-    gpus = settings.gpus_per_worker if settings.gpus_per_worker is not None else (1 if ray.cluster_resources().get("GPU") else 0)
-    threads = settings.threads_per_worker
-    count = settings.workers or max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1) // (gpus or threads)))
+    actor_cls, engine, gpus = actor_class(ray, settings, Worker, config.engine)
+    per_worker = gpus or settings.threads_per_worker
+    count = settings.workers or max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1) // per_worker))
     count = max(1, min(count, len(todo))) if todo else 0
-    engine = config.engine if gpus else replace(config.engine, threads=threads, device="cpu")
-    actor_cls = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=0)(Worker)
     worker_cfg = replace(config, engine=engine, ray=None)
 
     warmup = _frame_size(todo[0].path) if todo else None

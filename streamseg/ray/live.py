@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from streamseg.backoff import Backoff
-from streamseg.ray.archive import connect, import_ray
+from streamseg.ray.archive import actor_class, connect, import_ray
 from streamseg.ray.jobs import new_token
 
 __all__ = ["LiveWorker", "LiveResult", "serve"]
@@ -90,10 +90,7 @@ def serve(
     connect(ray, address or settings.address)
     stop = stop or threading.Event()
     per = settings.streams_per_worker
-    gpus = settings.gpus_per_worker if settings.gpus_per_worker is not None else (1 if ray.cluster_resources().get("GPU") else 0)
-    threads = settings.threads_per_worker
-    engine = config.engine if gpus else replace(config.engine, threads=threads, device="cpu")
-    actor_cls = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=0)(LiveWorker)
+    actor_cls, engine, _ = actor_class(ray, settings, LiveWorker, config.engine)
     groups = [
         _Group(i, replace(config, sources=config.sources[k : k + per], engine=engine, ray=None, progress=False, stats_json=None))
         for i, k in enumerate(range(0, len(config.sources), per))
