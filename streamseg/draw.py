@@ -119,6 +119,9 @@ def present_classes(mask: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.bincount(mask.ravel()))
 
 
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
 @dataclass(frozen=True)
 class LegendLayout:
     """Where the legend's rows go in an image of height ``h``: the font scales with the height, so it stays
@@ -163,9 +166,6 @@ class LegendLayout:
             cv2.rectangle(out, (pad, y0 + 1), (pad + self.swatch, y0 + self.swatch), colour, thickness=-1)
         cv2.putText(out, label, (2 * pad + self.swatch, y0 + self.text_h), _FONT, self.scale, (255, 255, 255),
                     self.thickness, cv2.LINE_AA)  # fmt: skip
-
-
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def draw_legend(
@@ -231,8 +231,8 @@ def render(
 class View:
     """What one visual sink shows, for an engine that renders on its device (:mod:`streamseg.render`).
 
-    ``mode``, ``alpha`` and ``legend`` as in :func:`render`; ``pix_fmt`` is what its encoder takes: ``yuv420p`` (``(H*3/2, W)`` I420 planes, sides padded to
-    even by repeating the edge) or ``rgb24`` (``H x W x 3``).
+    ``mode``, ``alpha`` and ``legend`` as in :func:`render`; ``pix_fmt`` is what its encoder takes:
+    ``yuv420p`` (``(H*3/2, W)`` I420 planes, sides padded to even by repeating the edge) or ``rgb24``.
     """
 
     mode: str = "overlay"
@@ -241,7 +241,7 @@ class View:
     legend: bool = False
 
     def __post_init__(self) -> None:
-        mode, alpha = check_drawing(self.mode, self.alpha)
+        _, alpha = check_drawing(self.mode, self.alpha)
         object.__setattr__(self, "alpha", alpha)
         if self.pix_fmt not in VIEW_FORMATS:
             raise ConfigError(f"View.pix_fmt must be one of {', '.join(VIEW_FORMATS)}, got {self.pix_fmt!r}")

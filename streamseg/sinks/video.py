@@ -38,7 +38,8 @@ Choices, each measured with PyAV 18 / FFmpeg 8 (see ``tests/sinks/test_video.py`
   not H100/H200) and the PyAV wheel offers it, else ``libx264``; ``threads`` frame threads
   (``auto``: one per core plus one). ``preset`` and ``crf`` are passed in each encoder's terms.
 * **Pictures drawn by a GPU engine** (``Prediction.rendered`` for this sink's ``view``) are
-  encoded as they are; the sink draws on the host only when there are none (CPU engines, a legend).
+  encoded as they are; the sink draws on the host only when there are none (CPU engines, legends of
+  models with more than 256 classes).
 
 * **Disk full** (or a file-size limit): the failing write is a SinkError that
   says so, and a fragmented MP4 is cut back to its last complete fragment, so the
