@@ -154,17 +154,15 @@ def run_once(video: Path, out: Path, sinks: str, seg: StubSegmenter, batch: int)
 
 def prepare(size: tuple[int, int], frames: int, tmp: Path) -> tuple[Path, list[np.ndarray], list[np.ndarray]]:
     """A synthetic H.264 clip of ``size`` with its class masks, and its decoded frames (for device rendering)."""
-    import av
     import cv2
 
+    from pipeline_bench import decode_all  # beside this script
     from streamseg.synth import write_clip
 
     info = write_clip(tmp / f"clip{size[0]}x{size[1]}", frames=frames, seed=4242, size=size, fps=30)
     masks = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted(Path(info["masks_dir"]).glob("*.png"))]
     masks = [np.where(m == 255, 0, m).astype(np.uint8) for m in masks]
-    with av.open(info["video"]) as c:
-        images = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    return Path(info["video"]), masks, images
+    return Path(info["video"]), masks, decode_all(Path(info["video"]))
 
 
 def views_for(sinks: str, device_render: bool) -> tuple[Any, ...]:
