@@ -66,6 +66,7 @@ def main() -> None:
 
     from streamseg.commands.bench import _interleaved
     from streamseg.engine import Segmenter
+    from streamseg.engine.device import cpu_description, cpu_has_native_bf16
     from streamseg.synth import SceneClip
 
     config = os.path.join(os.path.dirname(mmseg.__file__), ".mim/configs/segnext/segnext_mscan-t_1xb16-adamw-160k_ade20k-512x512.py")
@@ -82,12 +83,15 @@ def main() -> None:
     rgb = np.ascontiguousarray(rgb)
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])  # mmseg's inference_model takes OpenCV-order arrays
 
+    float_ = "bf16" if cpu_has_native_bf16() else "fp32"  # bf16 without native support is emulated: slower than fp32
     contenders = {
         "streamseg openvino int8": dict(backend="openvino", precision="int8", calibration="synth"),
-        "streamseg openvino bf16": dict(backend="openvino"),
+        f"streamseg openvino {float_}": dict(backend="openvino", precision=float_),
         "streamseg torch bf16": dict(backend="torch", precision="bf16"),
         "streamseg torch fp32": dict(backend="torch", precision="fp32"),
     }
+    if float_ != "bf16":
+        del contenders["streamseg torch bf16"]
     segs = {}
     for name, options in contenders.items():
         try:
@@ -115,12 +119,12 @@ def main() -> None:
         rows.append(row)
     policy = os.environ.get("OMP_WAIT_POLICY") or "OpenMP default"
     print(f"{w}x{h}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY {policy}, "
-          f"mmseg {mmseg.__version__}, torch {torch.__version__}")
+          f"mmseg {mmseg.__version__}, torch {torch.__version__}, {cpu_description()}")
     for r in rows:
         agree = f"  agreement {100 * r['agreement']:.3f} %" if "agreement" in r else ""
         print(f"{r['name']:<36} {r['ms']:>8.1f} ms  {r['x_mmseg']:>5.2f}x mmseg{agree}")
     if args.json:
-        print(json.dumps({"size": args.size, "rows": rows}))
+        print(json.dumps({"size": args.size, "cpu": cpu_description(), "rows": rows}))
 
 
 if __name__ == "__main__":

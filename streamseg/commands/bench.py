@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import statistics
 import time
 from typing import Any, Callable
@@ -92,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from streamseg.engine import EngineConfig, Segmenter
+    from streamseg.engine.device import cpu_description
     from streamseg.synth.cli import parse_size
 
     width, height = parse_size(args.size)
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             "compile_s": round(seg.stats.compile_s, 3),
             "repeats": args.repeats,
             "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": cpu_description(),
         }
         segs[label] = seg
     first = next(iter(segs.values()))
@@ -248,6 +248,7 @@ def _print_table(results: list[dict[str, Any]]) -> None:
     rows = [
         ("model", [f"{r0['model']} ({r0['weights'] or 'random init'})"]),
         ("input", [f"{r0['size']} x batch {r0['batch']} ({r0['threads']} threads)"]),
+        ("cpu", [r0["cpu"]]),
         ("backend", [f"{r['backend']} on {r['device']}" for r in results]),
         ("config", [f"{r['precision']} fold={r['fold']} compile={r['compile']} nmf={r['nmf_init']}" for r in results]),
         ("latency", [f"{r['latency_ms']:.1f} ms per batch" for r in results]),

@@ -3,22 +3,51 @@
 One answer to "does this CPU do bf16?" for every backend: the instruction sets (AVX-512-BF16 or
 AMX-BF16), read from the CPU itself. oneDNN also "supports" bf16 on plain AVX-512 by emulating it,
 slower than fp32, and OpenVINO lists bf16 only where it is native: asking either library gave two
-answers that could disagree.
+answers that could disagree. Under oneDNN's ``ONEDNN_MAX_CPU_ISA`` cap (which OpenVINO's and torch's
+kernels obey) the answers are the capped CPU's: ``ONEDNN_MAX_CPU_ISA=AVX2`` runs a newer CPU as an
+AVX2-only one would, fp32 and int8 with the overflow fix included.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import platform
 import sys
 
 import torch
 
 from streamseg.errors import ConfigError
 
-__all__ = ["cpu_has_native_bf16", "cpu_has_vnni", "pick_device", "pick_precision"]
+__all__ = ["cpu_description", "cpu_has_native_bf16", "cpu_has_vnni", "pick_device", "pick_precision"]
 
 _BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 _VNNI_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8"}
+# oneDNN's instruction-set levels (ONEDNN_MAX_CPU_ISA), lowest first, with the flags each one adds that
+# this module asks about: under a cap, OpenVINO and torch run the kernels of that level, so we answer so too.
+_ISA_LEVELS = (
+    ("AVX2", frozenset()),
+    ("AVX2_VNNI", frozenset({"avx_vnni"})),
+    ("AVX2_VNNI_2", frozenset()),
+    ("AVX512_CORE", frozenset({"avx512f"})),
+    ("AVX512_CORE_VNNI", frozenset({"avx512_vnni"})),
+    ("AVX512_CORE_BF16", frozenset({"avx512_bf16"})),
+    ("AVX512_CORE_FP16", frozenset()),
+    ("AVX512_CORE_AMX", frozenset({"amx_bf16", "amx_int8"})),
+)
+_ISA_ALIASES = {"AVX10_1_512": "AVX512_CORE_FP16", "AVX10_1_512_AMX": "AVX512_CORE_AMX", "AVX10_1_512_AMX_FP16": "AVX512_CORE_AMX"}
+
+
+def _capped(flags: frozenset[str]) -> frozenset[str]:
+    """``flags`` less those above ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``), how one runs a CPU as an
+    older one would (docs/performance.md measures an AVX2-only CPU so); unset, unknown or ``ALL``: unchanged."""
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper()
+    names = [name for name, _ in _ISA_LEVELS]
+    cap = _ISA_ALIASES.get(cap, cap)
+    if cap not in names:
+        return flags
+    above = set().union(*(added for _, added in _ISA_LEVELS[names.index(cap) + 1 :]))
+    return flags - above
 
 
 @functools.lru_cache(maxsize=1)
@@ -30,10 +59,31 @@ def _cpu_flags() -> frozenset[str] | None:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             for line in f:
                 if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                    return _capped(frozenset(line.split(":", 1)[1].split()))
     except OSError:
         pass
     return None
+
+
+def cpu_description() -> str:
+    """The CPU's name and what decides int8/bf16 speed, e.g. ``AMD EPYC (avx512, vnni, bf16)``: printed beside
+    every benchmark figure, since the CPU behind a machine name changes."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+        pass
+    flags = _cpu_flags() or frozenset()
+    features = [
+        "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "",
+        "vnni" if cpu_has_vnni() else "",
+        "bf16" if cpu_has_native_bf16() else "",
+        "amx" if "amx_int8" in flags else "",
+    ]
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    detail = ", ".join(f for f in features if f) + (f"; ONEDNN_MAX_CPU_ISA={cap}" if cap else "")
+    return f"{name} ({detail})"
 
 
 def cpu_has_native_bf16() -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 
 import pytest
@@ -15,9 +17,47 @@ CPU = torch.device("cpu")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/cpuinfo")
-def test_native_bf16_is_what_the_cpu_flags_say():
+def test_native_bf16_is_what_the_cpu_flags_say(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    device_module._cpu_flags.cache_clear()
     flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
     assert cpu_has_native_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
+
+
+def test_a_onednn_isa_cap_hides_the_instructions_its_kernels_will_not_use(monkeypatch):
+    flags = frozenset({"avx2", "avx512f", "avx_vnni", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"})
+    base = frozenset({"avx2"})
+    cases = {
+        "avx2": base,
+        "AVX2_VNNI": base | {"avx_vnni"},
+        "AVX512_CORE_VNNI": base | {"avx512f", "avx_vnni", "avx512_vnni"},
+        "AVX512_CORE_BF16": flags - {"amx_bf16", "amx_int8"},
+        "AVX10_1_512_AMX": flags,
+        "ALL": flags,
+        "no-such-isa": flags,
+    }
+    for cap, expected in cases.items():
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+        assert device_module._capped(flags) == expected, cap
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")  # oneDNN's older name for the same variable
+    assert device_module._capped(flags) == base
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/cpuinfo")
+def test_under_an_avx2_cap_the_engine_runs_as_an_avx2_cpu_would():
+    code = (
+        "import torch; from streamseg.engine.device import *;"
+        "print(cpu_has_native_bf16(), cpu_has_vnni(), pick_precision('auto', torch.device('cpu')));"
+        "print(cpu_description())"
+    )
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    answers, description = out.splitlines()
+    assert answers.split() == ["False", "False", "fp32"]
+    assert "avx512" not in description and "vnni" not in description and "bf16" not in description
+    assert description.endswith("; ONEDNN_MAX_CPU_ISA=AVX2)")
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch):
