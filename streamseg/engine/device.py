@@ -38,10 +38,15 @@ _ISA_LEVELS = (
 _ISA_ALIASES = {"AVX10_1_512": "AVX512_CORE_FP16", "AVX10_1_512_AMX": "AVX512_CORE_AMX", "AVX10_1_512_AMX_FP16": "AVX512_CORE_AMX"}
 
 
+def _isa_cap() -> str:
+    """oneDNN's cap as set (``DNNL_MAX_CPU_ISA`` is its older name), or ``""``."""
+    return os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
+
+
 def _capped(flags: frozenset[str]) -> frozenset[str]:
-    """``flags`` less those above ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``), how one runs a CPU as an
-    older one would (docs/performance.md measures an AVX2-only CPU so); unset, unknown or ``ALL``: unchanged."""
-    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper()
+    """``flags`` less those above the oneDNN cap: how a newer CPU is run as an older one
+    (docs/performance.md measures an AVX2-only CPU so); unset, unknown or ``ALL``: unchanged."""
+    cap = _isa_cap().upper()
     names = [name for name, _ in _ISA_LEVELS]
     cap = _ISA_ALIASES.get(cap, cap)
     if cap not in names:
@@ -81,7 +86,7 @@ def cpu_description() -> str:
         "bf16" if cpu_has_native_bf16() else "",
         "amx" if "amx_int8" in flags else "",
     ]
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    cap = _isa_cap()
     detail = ", ".join(f for f in features if f) + (f"; ONEDNN_MAX_CPU_ISA={cap}" if cap else "")
     return f"{name} ({detail})"
 

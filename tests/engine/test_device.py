@@ -21,7 +21,8 @@ def test_native_bf16_is_what_the_cpu_flags_say(monkeypatch):
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     device_module._cpu_flags.cache_clear()
-    monkeypatch.setattr(device_module, "_cpu_flags", device_module._cpu_flags.__wrapped__)  # the cache keeps its answer
+    # uncached: no answer outlives this environment
+    monkeypatch.setattr(device_module, "_cpu_flags", device_module._cpu_flags.__wrapped__)
     flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
     assert cpu_has_native_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
 
