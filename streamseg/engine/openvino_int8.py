@@ -4,13 +4,15 @@ The converted float graph (:mod:`.openvino_ir`) is quantized by NNCF on calibrat
 through the engine's own preprocessing. The NMF stays in float (its nodes are ignored by name; an
 int8 NMF measurably loses agreement), and NNCF's overflow fix is on where the CPU has no VNNI
 (8-bit dot products then go through 16-bit sums that can saturate). Every quantization is
-checked: a fifth of the calibration frames is held out, and with them a few generated scenes (a
-calibration set that covers too little, uniform frames say, agrees with itself and would pass on
-its own frames), and the int8 model's argmax must agree with the float model's on at least
-``accuracy_floor`` of their pixels, or nothing is used and a :class:`QuantizationError` says what
-was measured and what to do. The quantized graph and what
-was measured are cached, keyed by the float graph, the calibration frames (named, not read: a
-cached model needs none), NNCF and OpenVINO, so calibration runs once.
+checked on two sets: a fifth of the calibration frames, held out, and a few generated scenes
+never calibrated on. A calibration set that covers too little (uniform frames, a camera's black
+start-up) agrees with itself, so its held-out frames cannot tell; the scenes can. The int8
+model's argmax must agree with the float model's on at least ``accuracy_floor`` of the pixels of
+each set, or nothing is used and a :class:`QuantizationError` says what was measured and what to
+do. Each set counts on its own: pooled, 60 held-out grey frames outvoted 16 scenes and a grey
+calibration passed. The quantized graph and what was measured are cached, keyed by the float
+graph, the calibration frames (named, not read: a cached model needs none), NNCF and OpenVINO, so
+calibration runs once.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ __all__ = ["Calibration", "CalibrationPlan", "Int8Model", "Int8Report", "calibra
 
 log = logging.getLogger(__name__)
 
-_FORMAT = 1  # bump when the quantization recipe changes: old cache entries are then ignored
+_FORMAT = 2  # bump when the quantization recipe or its check changes: old cache entries are then ignored
 SYNTH = "synth"  # calibration on generated scenes (what the bundled model was trained on)
 _PROBE_SCENES = 16  # generated scenes checked besides the held-out frames
 
@@ -92,7 +94,8 @@ class Calibration:
     """Model inputs for calibration and for the accuracy check, made by the engine's own preprocessing."""
 
     inputs: list[tuple[np.ndarray, np.ndarray]]  # (NHWC float32 frame, NMF bases)
-    held_out: list[tuple[np.ndarray, np.ndarray]]  # the last fifth of the frames, then generated scenes
+    held_out: list[tuple[np.ndarray, np.ndarray]]  # the last fifth of the frames
+    scenes: list[tuple[np.ndarray, np.ndarray]]  # generated scenes, never calibrated on
     valid: tuple[int, int]  # output rows/columns that are not padding
 
     @classmethod
@@ -111,7 +114,7 @@ class Calibration:
             items.append((x.permute(0, 2, 3, 1).contiguous().numpy(), bases[None].numpy()))
         held = max(4, len(images) // 5)
         valid = (-(-geo.resized[0] // 8), -(-geo.resized[1] // 8))
-        return cls(items[: len(images) - held], items[len(images) - held :], valid)
+        return cls(items[: len(images) - held], items[len(images) - held : len(images)], items[len(images) :], valid)
 
 
 @dataclass(frozen=True)
@@ -143,11 +146,14 @@ class CalibrationPlan:
 
 @dataclass
 class Int8Report:
-    """What a quantization measured (stored with the cached model)."""
+    """What a quantization measured (stored with the cached model); ``agreement`` is the lower of the two sets'."""
 
     agreement: float
-    held_out: int
+    held_out: int  # frames checked: held-out calibration frames and generated scenes
     calibrated_on: int
+    frames_agreement: float
+    scenes_agreement: float
+    scenes: int
     overflow_fix: str
     nncf: str
     openvino: str
@@ -191,7 +197,11 @@ class Int8Model:
         meta = self.directory / "meta.json"
         if not meta.is_file():
             return None
-        report = Int8Report(**{**json.loads(meta.read_text()), "cached": True, "floor": self.floor})
+        data = json.loads(meta.read_text())
+        for old in ("frames_agreement", "scenes_agreement"):  # an older `quantize --out` folder measured both pooled
+            data.setdefault(old, data["agreement"])
+        data.setdefault("scenes", _PROBE_SCENES)
+        report = Int8Report(**{**data, "cached": True, "floor": self.floor})
         self._guard(report)
         self.report = report
         log.info("openvino: int8 model from %s (agreement %.4f)", self.directory, report.agreement)
@@ -220,10 +230,14 @@ class Int8Model:
                 )
         finally:
             nncf_log.setLevel(level)
+        frames, scenes = self._agreement(float_model, quantized, cal)
         report = Int8Report(
-            agreement=self._agreement(float_model, quantized, cal),
-            held_out=len(cal.held_out),
+            agreement=min(frames, scenes),
+            held_out=len(cal.held_out) + len(cal.scenes),
             calibrated_on=len(cal.inputs),
+            frames_agreement=frames,
+            scenes_agreement=scenes,
+            scenes=len(cal.scenes),
             overflow_fix=self.overflow_fix,
             nncf=nncf.__version__,
             openvino=self.ir.ov_version,
@@ -236,26 +250,32 @@ class Int8Model:
         self.report = report
         return core().read_model(str(self.directory / "model.xml"))
 
-    def _agreement(self, float_model: Any, quantized: Any, cal: Calibration) -> float:
-        """Share of held-out output pixels where int8 (as it will run) and float32 give the same class."""
+    def _agreement(self, float_model: Any, quantized: Any, cal: Calibration) -> tuple[float, float]:
+        """Shares of output pixels where int8 (as it will run) and float32 give the same class: on the held-out
+        frames, and on the scenes."""
         requests = [
             core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "SNIPPETS_MODE": "DISABLE"}).create_infer_request()
             for model, hint in ((float_model, "f32"), (quantized, self.hint))
         ]
         rows, cols = cal.valid
-        same = total = 0
-        for x, bases in cal.held_out:
-            a, b = (r.infer({0: x, 1: bases})[0][:, :, :rows, :cols].argmax(1) for r in requests)
-            same += int((a == b).sum())
-            total += a.size
-        return round(same / max(total, 1), 5)
+        shares = []
+        for items in (cal.held_out, cal.scenes):
+            same = total = 0
+            for x, bases in items:
+                a, b = (r.infer({0: x, 1: bases})[0][:, :, :rows, :cols].argmax(1) for r in requests)
+                same += int((a == b).sum())
+                total += a.size
+            shares.append(round(same / max(total, 1), 5))
+        return shares[0], shares[1]
 
     def _guard(self, report: Int8Report) -> None:
         if report.agreement < self.floor:
+            frames = report.held_out - report.scenes
             raise QuantizationError(
-                f"the int8 model agrees with the float model on {100 * report.agreement:.2f} % of the pixels of "
-                f"{report.held_out} held-out frames (a fifth of the calibration frames and {_PROBE_SCENES} "
-                f"generated scenes), below the floor of {100 * self.floor:.2f} %: "
+                f"the int8 model agrees with the float model on {100 * report.agreement:.2f} % of the pixels "
+                f"(held-out fifth of the calibration frames: {100 * report.frames_agreement:.2f} % of {frames}; "
+                f"generated scenes never calibrated on: {100 * report.scenes_agreement:.2f} % of {report.scenes}), "
+                f"below the floor of {100 * self.floor:.2f} %: "
                 "calibrate on more frames, or on frames like the ones you segment (engine.calibration, "
                 "engine.calibration_frames); lower engine.accuracy_floor to accept it; or run in float "
                 "(engine.precision bf16 or fp32)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import cv2
@@ -35,7 +36,8 @@ def _int8(**options) -> Segmenter:
 def test_quantized_once_then_reused_from_the_cache(cache, caplog):
     first = _int8()
     report = first.executor.forward.int8.report
-    assert report.agreement >= 0.99 and report.held_out == 8 + 16 and report.calibrated_on == 32
+    assert report.held_out == 8 + 16 and report.scenes == 16 and report.calibrated_on == 32
+    assert report.agreement == min(report.frames_agreement, report.scenes_agreement) >= 0.99
     frames = [SceneClip(seed=4711, size=(320, 180)).frame(i)[0] for i in range(0, 40, 10)]
     masks = [first(f) for f in frames]
     with caplog.at_level(logging.INFO, logger="streamseg.engine"):
@@ -60,6 +62,18 @@ def test_a_calibration_set_that_covers_nothing_is_refused(cache, tmp_path):
     assert "engine.calibration" in message and "accuracy_floor" in message and "bf16 or fp32" in message
     assert info.value.exit_code == 2
     assert set((cache / "openvino" / "int8").glob("*/meta.json")) == kept  # nothing refused is kept
+
+
+def test_a_black_start_up_is_refused_however_many_frames_it_gives(cache, tmp_path):
+    """300 black frames (a camera's start-up, say): their held-out fifth agrees with itself, the scenes do not."""
+    black = tmp_path / "black"
+    black.mkdir()
+    for i in range(300):
+        cv2.imwrite(str(black / f"{i:03d}.png"), np.zeros((108, 192, 3), np.uint8))
+    with pytest.raises(QuantizationError, match=r"generated scenes never calibrated on: \d+\.\d+ % of 16") as info:
+        Segmenter(backend="openvino", precision="int8", test_scale=SCALE, calibration=str(black))
+    frames, scenes = (float(v) for v in re.findall(r": (\d+\.\d+) % of", str(info.value)))
+    assert frames > 99.0 > scenes  # pooled over 60 + 16 frames, this passed the floor
 
 
 def test_auto_picks_openvino_on_a_cpu_where_it_is_installed(monkeypatch):
