@@ -241,9 +241,10 @@ class _Progress:
 def _print_summary(s: dict[str, Any]) -> None:
     dropped = sum(s["dropped"].values())
     lat = s["latency_ms"]
+    startup = f" (start-up {s['startup_s']:.1f} s)" if (s.get("startup_s") or 0) >= 1 else ""
     print(
         f"streamseg: {s['frames_out']} frames segmented of {s['frames_in']} read "
-        f"({dropped} dropped by policy) in {s['wall_s']:.1f} s, {s['fps']:.1f} fps, "
+        f"({dropped} dropped by policy) in {s['wall_s']:.1f} s{startup}, {s['fps']:.1f} fps, "
         f"latency p50 {lat['p50']} ms p95 {lat['p95']} ms",
         file=sys.stderr,
     )

@@ -147,6 +147,7 @@ class Pipeline:
             self.stop()
             self.join()  # raises the failure (model, weights or sink could not be opened)
             return self
+        self.stats.ready = time.monotonic()
         for src in self._sources:
             src.thread.start()
         return self
