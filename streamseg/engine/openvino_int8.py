@@ -78,7 +78,11 @@ def calibration_images(spec: str | None, info: ModelInfo, count: int) -> list[np
     finally:
         source.close()
     if len(images) < 16:
-        raise ConfigError(f"calibration source {spec!r} gave {len(images)} frames; int8 calibration needs at least 16")
+        raise ConfigError(
+            f"calibration source {spec!r} gave {len(images)} frames; int8 calibration needs at least 16: point "
+            "engine.calibration at a longer video or a folder of frames like the ones you segment, or run in float "
+            "(engine.precision bf16 or fp32)"
+        )
     return images
 
 

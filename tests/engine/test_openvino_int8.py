@@ -13,7 +13,7 @@ import pytest
 from streamseg.engine import Segmenter
 from streamseg.engine.segmenter import resolve_backend
 from streamseg.engine.config import EngineConfig
-from streamseg.errors import QuantizationError
+from streamseg.errors import ConfigError, QuantizationError
 from streamseg.synth import SceneClip
 
 pytest.importorskip("openvino", reason='optional backend: pip install "streamseg[openvino]" (CI installs it)')
@@ -74,6 +74,15 @@ def test_a_black_start_up_is_refused_however_many_frames_it_gives(cache, tmp_pat
         Segmenter(backend="openvino", precision="int8", test_scale=SCALE, calibration=str(black))
     frames, scenes = (float(v) for v in re.findall(r": (\d+\.\d+) % of", str(info.value)))
     assert frames > 99.0 > scenes  # pooled over 60 + 16 frames, this passed the floor
+
+
+def test_too_few_calibration_frames_say_what_to_do(cache, tmp_path):
+    few = tmp_path / "few"
+    few.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(few / f"{i:03d}.png"), SceneClip(seed=3, size=(192, 108)).frame(i)[0][:, :, ::-1])
+    with pytest.raises(ConfigError, match=r"gave 5 frames; int8 calibration needs at least 16: .*engine.calibration"):
+        _int8(calibration=str(few))
 
 
 def test_auto_picks_openvino_on_a_cpu_where_it_is_installed(monkeypatch):
