@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from streamseg.errors import ConfigError
+from streamseg.errors import ConfigError, QuantizationError
 
 ROUNDS = 3  # timing rounds; each contender gets repeats/ROUNDS timed calls per round
 
@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fp32, bf16, fp16, int8 (OpenVINO), or several side by side: int8,fp32 (default: auto)")
     parser.add_argument("--calibration", default="synth",
                         help="int8: frames to calibrate on (a video, folder or URL; default: generated scenes)")
+    parser.add_argument("--accuracy-floor", type=float, default=0.99,
+                        help="int8: least agreement with float (default 0.99; lower it to time random-init models)")
     parser.add_argument(
         "--backend", default="auto", help="torch, openvino, auto, or several side by side: torch,openvino (default auto)"
     )
@@ -116,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             precision=precision,
             calibration=args.calibration,
+            accuracy_floor=args.accuracy_floor,
             backend=name,
             nmf_init=args.nmf_init,
             warm_steps=args.warm_steps,
@@ -123,7 +126,10 @@ def run(args: argparse.Namespace) -> int:
             compile=args.compile and name != "openvino",
             test_scale=(max(width, height), min(width, height)),  # frames keep their size
         )
-        seg = Segmenter(config=cfg)
+        try:
+            seg = Segmenter(config=cfg)
+        except QuantizationError as exc:
+            raise QuantizationError(f"{exc}; streamseg bench takes --calibration and --accuracy-floor") from exc
         label = seg.config.backend if len(precisions) == 1 else f"{seg.config.backend} {seg.precision}"
         t0 = time.perf_counter()
         seg.segment(batch, stream_ids=ids)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -51,6 +54,24 @@ def test_backends_side_by_side_and_against_bare_openvino(tmp_path):
     assert result["fps"] == max(r["fps"] for r in result["backends"].values())  # top level: the fastest
     table = out.stdout
     assert "torch on cpu" in table and "openvino on cpu" in table and "vs bare" in table
+
+
+def test_int8_refused_by_its_accuracy_check_says_how_bench_can_time_it_anyway(tmp_path):
+    pytest.importorskip("nncf")
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    for i in range(20):  # a calibration set that covers nothing: the check refuses it
+        (grey / f"{i:02d}.png").write_bytes(cv2.imencode(".png", np.full((64, 96, 3), 128, np.uint8))[1].tobytes())
+    env = dict(os.environ, STREAMSEG_CACHE=str(tmp_path / "cache"))
+    args = [sys.executable, "-m", "streamseg", "bench", "--size", "96x64", "--backend", "openvino", "--precision", "int8",
+            "--calibration", str(grey), "--repeats", "2", "--warmup", "1", "--json"]  # fmt: skip
+    refused = subprocess.run(args, capture_output=True, text=True, env=env)
+    assert refused.returncode == 2 and "below the floor of 99.00 %" in refused.stderr
+    assert "--accuracy-floor" in refused.stderr
+    timed = subprocess.run([*args, "--accuracy-floor", "0.5"], capture_output=True, text=True, env=env)
+    assert timed.returncode == 0, timed.stderr
+    result = json.loads(timed.stdout.strip().splitlines()[-1])
+    assert result["precision"] == "int8" and result["fps"] > 0
 
 
 def test_unknown_backend_is_a_usage_error():
