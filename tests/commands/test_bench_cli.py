@@ -56,13 +56,13 @@ def test_backends_side_by_side_and_against_bare_openvino(tmp_path):
     assert "torch on cpu" in table and "openvino on cpu" in table and "vs bare" in table
 
 
-def test_int8_refused_by_its_accuracy_check_says_how_bench_can_time_it_anyway(tmp_path):
+def test_int8_refused_by_its_accuracy_check_says_how_bench_can_time_it_anyway(tmp_path, int8_cache):
     pytest.importorskip("nncf")
     grey = tmp_path / "grey"
     grey.mkdir()
     for i in range(20):  # a calibration set that covers nothing: the check refuses it
         (grey / f"{i:02d}.png").write_bytes(cv2.imencode(".png", np.full((64, 96, 3), 128, np.uint8))[1].tobytes())
-    env = dict(os.environ, STREAMSEG_CACHE=str(tmp_path / "cache"))
+    env = dict(os.environ, STREAMSEG_CACHE=str(int8_cache))  # the converted model is shared with the other int8 tests
     args = [sys.executable, "-m", "streamseg", "bench", "--size", "96x64", "--backend", "openvino", "--precision", "int8",
             "--calibration", str(grey), "--repeats", "2", "--warmup", "1", "--json"]  # fmt: skip
     refused = subprocess.run(args, capture_output=True, text=True, env=env)
