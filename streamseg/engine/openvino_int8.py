@@ -114,8 +114,8 @@ class Calibration:
         geo = Geometry.for_frame(h, w, info.test_scale)
         mean, std = torch.tensor(info.mean), torch.tensor(info.std)
 
-        def model_input(image: np.ndarray, geo: Geometry) -> tuple[np.ndarray, np.ndarray]:
-            x = preprocess(torch.from_numpy(np.stack(resize_on_host([image], geo))), geo, mean, std)
+        def model_input(image: np.ndarray, at: Geometry) -> tuple[np.ndarray, np.ndarray]:
+            x = preprocess(torch.from_numpy(np.stack(resize_on_host([image], at))), at, mean, std)
             return x.permute(0, 2, 3, 1).contiguous().numpy(), bases[None].numpy()
 
         # one input shape: frames of a folder may differ in size
