@@ -130,8 +130,8 @@ class Calibration:
             items[: len(images) - held],
             items[len(images) - held :],
             [model_input(image, probe_geo) for image in probes],
-            valid=(-(-geo.resized[0] // 8), -(-geo.resized[1] // 8)),
-            scenes_valid=(-(-probe_geo.resized[0] // 8), -(-probe_geo.resized[1] // 8)),
+            valid=geo.logits_valid,
+            scenes_valid=probe_geo.logits_valid,
         )
 
 

@@ -53,6 +53,11 @@ class Geometry:
     resized: tuple[int, int]  # after keep-ratio resize
     padded: tuple[int, int]  # model input (multiple of the divisor; == resized for slide inference)
 
+    @property
+    def logits_valid(self) -> tuple[int, int]:
+        """Rows and columns of the model's 1/8 logits that cover the resized frame, not the padding."""
+        return -(-self.resized[0] // 8), -(-self.resized[1] // 8)
+
     @classmethod
     def for_frame(cls, height: int, width: int, scale: tuple[int, int] | None, divisor: int = 32) -> "Geometry":
         resized = rescale_size(height, width, scale) if scale else (height, width)
@@ -212,8 +217,7 @@ def masks_from_logits(
     mask = ids.to(torch.int16 if wide else torch.uint8)
     raw = None
     if logits_out:
-        h8 = -(-geo.resized[0] // 8) if from_padded else logits.shape[2]
-        w8 = -(-geo.resized[1] // 8) if from_padded else logits.shape[3]
+        h8, w8 = geo.logits_valid if from_padded else logits.shape[2:]
         raw = logits[:, :, :h8, :w8]
     return mask, conf, raw, torch.isfinite(logits).all()
 
