@@ -55,30 +55,28 @@ def _capped(flags: frozenset[str]) -> frozenset[str]:
     return flags - above
 
 
-@functools.lru_cache(maxsize=1)
-def _cpu_flags() -> frozenset[str] | None:
-    """The CPU's feature flags (Linux), or None where they cannot be read."""
+def _cpuinfo(key: str) -> str | None:
+    """The first ``key`` line of /proc/cpuinfo (Linux), or None where it cannot be read."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return _capped(frozenset(line.split(":", 1)[1].split()))
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith(key)), None)
     except OSError:
-        pass
-    return None
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags (Linux), or None where they cannot be read."""
+    flags = _cpuinfo("flags")
+    return None if flags is None else _capped(frozenset(flags.split()))
 
 
 def cpu_description() -> str:
     """The CPU's name and what decides int8/bf16 speed, e.g. ``AMD EPYC (avx512, vnni, bf16)``: printed beside
     every benchmark figure, since the CPU behind a machine name changes."""
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
-    except OSError:
-        pass
+    name = _cpuinfo("model name") or platform.processor() or platform.machine()
     flags = _cpu_flags() or frozenset()
     features = [
         "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "",
