@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         summary["out"] = str(write_quantized(Path(args.out), seg, forward.int8.directory, summary))
     print(
         f"streamseg quantize: {seg.info.variant} ({seg.info.weights}) int8 agrees with float on "
-        f"{100 * report.frames_agreement:.2f} % of the pixels of {report.held_out - report.scenes} held-out frames "
+        f"{100 * report.frames_agreement:.2f} % of the pixels of {report.frames} held-out frames "
         f"and {100 * report.scenes_agreement:.2f} % of {report.scenes} generated scenes "
         f"(calibrated on {report.calibrated_on}; overflow fix {report.overflow_fix}; "
         f"{'from the cache' if report.cached else f'{report.seconds:.0f} s'})"

@@ -179,6 +179,11 @@ class Int8Report:
     floor: float = 0.0
     cached: bool = False
 
+    @property
+    def frames(self) -> int:
+        """Held-out calibration frames checked (``held_out`` counts the scenes too)."""
+        return self.held_out - self.scenes
+
 
 class Int8Model:
     """The quantized graph for the model's own NMF step count: from the cache, or quantized and checked now."""
@@ -287,10 +292,9 @@ class Int8Model:
 
     def _guard(self, report: Int8Report) -> None:
         if report.agreement < self.floor:
-            frames = report.held_out - report.scenes
             raise QuantizationError(
                 f"the int8 model agrees with the float model on {100 * report.agreement:.2f} % of the pixels "
-                f"(held-out fifth of the calibration frames: {100 * report.frames_agreement:.2f} % of {frames}; "
+                f"(held-out fifth of the calibration frames: {100 * report.frames_agreement:.2f} % of {report.frames}; "
                 f"generated scenes never calibrated on: {100 * report.scenes_agreement:.2f} % of {report.scenes}), "
                 f"below the floor of {100 * self.floor:.2f} %: "
                 "calibrate on more frames, or on frames like the ones you segment (engine.calibration, "
